@@ -1,0 +1,5 @@
+"""One module per family; importing each registers its models with timm."""
+from . import vmamba
+from ._registry import list_models
+
+__all__ = ['list_models']

@@ -1,0 +1,309 @@
+"""VMamba (Liu et al., "VMamba: Visual State Space Model", NeurIPS 2024), from MzeroMiko/VMamba.
+
+Hierarchical 4-stage backbone of VSS blocks (SS2D mixer with the 4-direction ``cross`` scan + MLP).
+Architecture facts from MzeroMiko/VMamba ``classification/models/vmamba.py`` (``VSSM``, ``VSSBlock``, ``SS2Dv2``,
+builders ``vmamba_tiny_s1l8`` / ``vmamba_small_s2l15`` / ``vmamba_base_s2l15``) and
+``classification/configs/vssm/vmambav2*_224.yaml`` (commit 2ed52ea).
+
+Layout here (timm style, NHWC inside the stages): ``stem`` -> ``stages[i]`` (downsample at the start of
+stages 1..3, then blocks) -> ``norm`` (per-token LayerNorm, as the official ``classifier.norm`` before pooling)
+-> ``head`` (avg pool + fc).
+"""
+import re
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+from timm.layers import ClassifierHead, trunc_normal_
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models._features import feature_take_indices
+
+from ..layers import ConvDownsample, ConvStem, VSSBlock
+from ..scans import ScanStrategy
+from ._registry import register_zoo_model
+
+__all__ = ['VMamba', 'checkpoint_filter_fn']
+
+
+class VMambaStage(nn.Module):
+    def __init__(self, dim: int, out_dim: int, depth: int, drop_path: Sequence[float], downsample: bool, **block_kwargs):
+        super().__init__()
+        self.downsample = ConvDownsample(dim, out_dim) if downsample else nn.Identity()
+        self.blocks = nn.Sequential(*[VSSBlock(out_dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth)])
+        self.grad_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.blocks, x)
+        return self.blocks(x)
+
+
+class VMamba(nn.Module):
+    """VMamba backbone / classifier.
+
+    Args:
+        depths: blocks per stage.
+        dims: channels of stage 1 (doubled per stage) or one value per stage.
+        d_state, ssm_ratio, dt_rank, d_conv, conv_bias, gate: SS2D settings (see ``vmamba_zoo.layers.SS2D``).
+        mlp_ratio: MLP hidden ratio (0 removes the MLP, as Vanilla-VMamba).
+        scan: scan strategy name / instance used by every SS2D (default the paper's ``cross``).
+    """
+
+    def __init__(
+            self,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = 'avg',
+            depths: Sequence[int] = (2, 2, 8, 2),
+            dims: Union[int, Sequence[int]] = 96,
+            d_state: int = 1,
+            ssm_ratio: float = 1.0,
+            dt_rank: Union[int, str] = 'auto',
+            d_conv: int = 3,
+            conv_bias: bool = False,
+            gate: bool = False,
+            mlp_ratio: float = 4.0,
+            scan: Union[str, ScanStrategy] = 'cross',
+            drop_rate: float = 0.,
+            drop_path_rate: float = 0.2,
+    ):
+        super().__init__()
+        if isinstance(dims, int):
+            dims = [dims * 2 ** i for i in range(len(depths))]
+        dims = list(dims)
+        if len(dims) != len(depths):
+            raise ValueError(f'dims ({dims}) and depths ({list(depths)}) must have one entry per stage')
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.scan = scan
+        self.output_fmt = 'NHWC'
+        self.num_features = self.head_hidden_size = dims[-1]
+        reduction = 4 * 2 ** (len(depths) - 1)
+
+        self.stem = ConvStem(in_chans, dims[0], min_input_size=reduction)
+        dpr = [x.tolist() for x in torch.linspace(0, drop_path_rate, sum(depths)).split(list(depths))]
+        stages = []
+        self.feature_info = []
+        for i, depth in enumerate(depths):
+            stages.append(VMambaStage(
+                dims[max(i - 1, 0)], dims[i], depth, dpr[i], downsample=i > 0,
+                mlp_ratio=mlp_ratio, d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank, d_conv=d_conv,
+                conv_bias=conv_bias, gate=gate, scan=scan,
+            ))
+            self.feature_info.append(dict(num_chs=dims[i], reduction=4 * 2 ** i, module=f'stages.{i}'))
+        self.stages = nn.Sequential(*stages)
+        self.norm = nn.LayerNorm(self.num_features)
+        self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate,
+                                   input_fmt='NHWC')
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module):
+        # Official VSSM._init_weights: Linear trunc-normal(0.02) + zero bias, LayerNorm (1, 0). The SSM parameters
+        # (x_proj_weight, dt_projs_*, A_logs, Ds) are plain Parameters and keep their Mamba init from SS2D.
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    @torch.jit.ignore
+    def no_weight_decay(self):
+        # A_logs and Ds are marked ``_no_weight_decay`` in the official mamba_init; Ds is 1-D anyway.
+        return {'*A_logs', '*Ds'}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False):
+        return dict(
+            stem=r'^stem',
+            blocks=r'^stages\.(\d+)' if coarse else [
+                (r'^stages\.(\d+)\.downsample', (0,)),
+                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
+                (r'^norm', (99999,)),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True):
+        for s in self.stages:
+            s.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
+        self.num_classes = num_classes
+        self.head.reset(num_classes, pool_type=global_pool)
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Stage outputs (before the final norm; the official detection backbone adds its own per-level norms)."""
+        if output_fmt not in ('NCHW', 'NHWC'):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC'; got {output_fmt!r}")
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        x = self.stem(x)
+        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
+        intermediates = []
+        for i, stage in enumerate(stages):
+            x = stage(x)
+            if i in take_indices:
+                intermediates.append(x.permute(0, 3, 1, 2).contiguous() if output_fmt == 'NCHW' else x)
+        if intermediates_only:
+            return intermediates
+        return self.norm(x), intermediates
+
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True):
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        self.stages = self.stages[:max_index + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, '')
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = self.stages(x)
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# Official key -> ours (MzeroMiko/VMamba v2 models with channel_first LayerNorm2d / Linear2d, and the v0 naming).
+_KEY_RENAMES = [
+    (r'^patch_embed\.0\.', 'stem.conv1.'),
+    (r'^patch_embed\.2\.', 'stem.norm1.'),
+    (r'^patch_embed\.5\.', 'stem.conv2.'),
+    (r'^patch_embed\.7\.', 'stem.norm2.'),
+    (r'^layers\.(\d+)\.blocks\.(\d+)\.op\.', r'stages.\1.blocks.\2.mixer.'),
+    (r'^layers\.(\d+)\.blocks\.', r'stages.\1.blocks.'),
+    (r'^classifier\.norm\.', 'norm.'),
+    (r'^classifier\.head\.', 'head.fc.'),
+]
+_DOWNSAMPLE_KEY = re.compile(r'^layers\.(\d+)\.downsample\.(\d+)\.(.*)$')  # conv at index 1, LN2d at index 3
+
+
+def _rename_official_key(key: str) -> str:
+    m = _DOWNSAMPLE_KEY.match(key)
+    if m:
+        stage, idx, rest = int(m.group(1)), int(m.group(2)), m.group(3)
+        part = {1: 'conv', 3: 'norm'}.get(idx)
+        if part is None:
+            raise ValueError(f'checkpoint mismatch: unexpected downsample key {key!r}')
+        return f'stages.{stage + 1}.downsample.{part}.{rest}'
+    for pattern, repl in _KEY_RENAMES:
+        key, n = re.subn(pattern, repl, key)
+        if n:
+            break
+    return key
+
+
+def _unwrap_state_dict(state_dict):
+    for wrapper in ('model', 'state_dict', 'model_ema'):
+        if isinstance(state_dict, dict) and wrapper in state_dict and isinstance(state_dict[wrapper], dict):
+            state_dict = state_dict[wrapper]
+            break
+    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+
+
+def checkpoint_filter_fn(state_dict, model: VMamba):
+    """Convert an official MzeroMiko/VMamba checkpoint (as saved: weights under 'model', 'state_dict' or bare)
+    into this module's keys. A checkpoint already in zoo format is returned unchanged.
+
+    Raises ValueError naming the keys when the checkpoint does not fit the model (other than the classifier,
+    which timm's loader resizes or drops when num_classes differs).
+    """
+    state_dict = _unwrap_state_dict(state_dict)
+    if 'stem.conv1.weight' in state_dict:
+        return state_dict
+    target = model.state_dict()
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith('outnorm'):
+            continue  # detection backbone per-level norms; not part of the classifier
+        new_key = _rename_official_key(key)
+        if new_key in target and value.ndim == 4 and target[new_key].ndim == 2:
+            value = value.flatten(1)  # Linear2d weights saved as 1x1 convs
+        out[new_key] = value
+    unexpected = sorted(set(out) - set(target))
+    missing = sorted(set(target) - set(out))
+    wrong_shape = sorted(k for k in set(out) & set(target)
+                         if out[k].shape != target[k].shape and not k.startswith('head.'))
+    if unexpected or missing or wrong_shape:
+        details = []
+        if missing:
+            details.append(f'missing {missing[:8]}{" ..." if len(missing) > 8 else ""}')
+        if unexpected:
+            details.append(f'unexpected {unexpected[:8]}{" ..." if len(unexpected) > 8 else ""}')
+        if wrong_shape:
+            details.append('shape ' + ', '.join(
+                f'{k}: checkpoint {tuple(out[k].shape)} vs model {tuple(target[k].shape)}' for k in wrong_shape[:8]))
+        raise ValueError('checkpoint mismatch for VMamba (wrong variant or not a VMamba checkpoint?): '
+                         + '; '.join(details))
+    return out
+
+
+def _cfg(url: str = '', **kwargs):
+    # Official eval: 224x224, crop ratio 0.875 (config.py TEST.CROP), bicubic, ImageNet mean/std.
+    return {
+        'url': url, 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
+        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225),
+        'first_conv': 'stem.conv1', 'classifier': 'head.fc', 'license': 'mit',
+        'paper_ids': 'arXiv:2401.10166', 'paper_name': 'VMamba: Visual State Space Model',
+        'origin_url': 'https://github.com/MzeroMiko/VMamba', **kwargs,
+    }
+
+
+# Official weights are GitHub release files of MzeroMiko/VMamba (no hub mirror); timm loads them from a local
+# file through `pretrained_cfg_overlay=dict(file=...)` and converts them with checkpoint_filter_fn.
+default_cfgs = generate_default_cfgs({
+    'vmamba_tiny.in1k': _cfg(notes=('official: releases/download/%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth',)),
+    'vmamba_small.in1k': _cfg(notes=('official: releases/download/%23v2cls/vssm_small_0229_ckpt_epoch_222.pth',)),
+    'vmamba_base.in1k': _cfg(notes=('official: releases/download/%23v2cls/vssm_base_0229_ckpt_epoch_237.pth',)),
+})
+
+
+def _create_vmamba(variant: str, pretrained: bool = False, **kwargs) -> VMamba:
+    return build_model_with_cfg(
+        VMamba, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls='getter'),
+        **kwargs,
+    )
+
+
+@register_zoo_model
+def vmamba_tiny(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-T [s1l8]: 30M params, 4.9G FLOPs, 82.6% top-1 (official ``vmambav2v_tiny_224.yaml``)."""
+    args = dict(depths=(2, 2, 8, 2), dims=96, d_state=1, ssm_ratio=1.0, mlp_ratio=4.0, drop_path_rate=0.2)
+    return _create_vmamba('vmamba_tiny', pretrained, **dict(args, **kwargs))
+
+
+@register_zoo_model
+def vmamba_small(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-S [s2l15]: 50M params, 8.7G FLOPs, 83.6% top-1 (official ``vmambav2_small_224.yaml``)."""
+    args = dict(depths=(2, 2, 15, 2), dims=96, d_state=1, ssm_ratio=2.0, mlp_ratio=4.0, drop_path_rate=0.3)
+    return _create_vmamba('vmamba_small', pretrained, **dict(args, **kwargs))
+
+
+@register_zoo_model
+def vmamba_base(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-B [s2l15]: 89M params, 15.4G FLOPs, 83.9% top-1 (official ``vmambav2_base_224.yaml``)."""
+    args = dict(depths=(2, 2, 15, 2), dims=128, d_state=1, ssm_ratio=2.0, mlp_ratio=4.0, drop_path_rate=0.6)
+    return _create_vmamba('vmamba_base', pretrained, **dict(args, **kwargs))

@@ -1,0 +1,4 @@
+"""Sequence ops shared by the zoo's models; each op has a reference ``naive.py`` beside its fast paths."""
+from .selective_scan import available_backends, register_backend, selective_scan
+
+__all__ = ['selective_scan', 'register_backend', 'available_backends']
