@@ -75,15 +75,28 @@ def test_low_precision_inputs_keep_fp32_state(dtype):
         assert_close_to_naive(inputs, out, ref, atol=1e-2, rtol=1e-2)
 
 
-def test_large_decay_is_stable():
+@pytest.mark.parametrize('softplus', [False, True])  # True: monotone decay, the guard's one-column check
+def test_large_decay_is_stable(softplus):
     """dt * |A| of hundreds per chunk overflows exp(-S) in a naive closed form; the guard must keep results
     exact and finite."""
     inputs = make_inputs(length=200, delta_scale=1.0, with_bias=False)
     inputs['delta'] = inputs['delta'].abs() * 60 + 1
-    ref = selective_scan_naive(**inputs)
-    out = selective_scan_chunked(**inputs, chunk_size=64)
-    assert torch.isfinite(out).all()
-    assert_close_to_naive(inputs, out, ref, 1e-5, 1e-4)
+    ref = selective_scan_naive(**inputs, delta_softplus=softplus)
+    for requires_grad in (False, True):  # the inference and the autograd paths guard separately
+        args = {k: v.clone().requires_grad_(requires_grad) for k, v in inputs.items() if v is not None}
+        out = selective_scan_chunked(**args, chunk_size=64, delta_softplus=softplus)
+        assert torch.isfinite(out).all()
+        assert_close_to_naive(inputs, out.detach(), ref, 1e-5, 1e-4)
+
+
+def test_strided_inputs_as_ss2d_passes_them():
+    """SS2D hands B and C over as slices of one projection (non-contiguous views): no copy is required."""
+    inputs = make_inputs(length=50, d_state=4)
+    projection = torch.randn(2, 4, 3 + 2 * 4, 50)
+    inputs['B'], inputs['C'] = projection[:, :, 3:7], projection[:, :, 7:]
+    assert not inputs['B'].is_contiguous()
+    ref = selective_scan_naive(**inputs, delta_softplus=True)
+    assert_close_to_naive(inputs, selective_scan_chunked(**inputs, delta_softplus=True), ref, 1e-5, 1e-4)
 
 
 @pytest.mark.parametrize('d_state', [1, 3])

@@ -116,7 +116,7 @@ class SS2D(nn.Module):
         dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
         dts = torch.matmul(self.dt_projs_weight, dts).view(B, K * D, S)  # (B, K, D, S)
         ys = selective_scan(
-            xs, dts, -torch.exp(self.A_logs.float()), Bs.contiguous(), Cs.contiguous(),
+            xs, dts, -torch.exp(self.A_logs.float()), Bs, Cs,
             D=self.Ds.float(), delta_bias=self.dt_projs_bias.reshape(-1).float(), delta_softplus=True,
         )
         y = merge(ys.view(B, K, D, S), self.scan_strategy, (H, W))  # (B, D, H, W)

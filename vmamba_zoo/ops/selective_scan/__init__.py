@@ -7,14 +7,17 @@ return_last_state=False, backend=None)``
   (batch, N, L) shared by all channels (Mamba/Vim); D, delta_bias: (K*D,).
 * State and accumulation in fp32 (float64 for float64 inputs); the output has u's dtype.
 
-Backends (``available_backends()``): ``naive`` (sequential reference, the truth) and ``chunked`` (plain PyTorch,
-the CPU path). ``backend=None`` picks the fastest one registered for the input's device; the environment variable
-``VMAMBA_ZOO_SCAN_BACKEND`` forces one everywhere (e.g. ``naive`` when debugging a model). GPU kernels register
-themselves here with ``register_backend`` and models need no change.
+Backends (``available_backends()``): ``naive`` (sequential reference, the truth), ``chunked`` (plain PyTorch,
+the CPU path and the fallback anywhere) and ``triton`` (forward + backward kernels, the default for CUDA tensors
+when Triton is installed). ``backend=None`` picks the first registered backend for the input's device that accepts
+the inputs; the environment variable ``VMAMBA_ZOO_SCAN_BACKEND`` forces one everywhere (e.g. ``naive`` when
+debugging a model). Further kernels register themselves with ``register_backend``; models need no change.
 
 Under ``torch.jit.trace`` (fvcore FLOP counting) the call is wrapped in the autograd function ``SelectiveScanFn``
 so the trace holds one ``prim::PythonOp.SelectiveScanFn`` node that ``vmamba_zoo.flops`` counts.
 """
+import functools
+import importlib.util
 import os
 from typing import Callable, Dict, Optional, Tuple
 
@@ -48,6 +51,24 @@ def register_backend(name: str, fn: Callable, device_types: Tuple[str, ...] = ()
 
 def available_backends():
     return sorted(_BACKENDS)
+
+
+@functools.lru_cache(maxsize=None)
+def triton_available() -> bool:
+    return importlib.util.find_spec('triton') is not None
+
+
+def _triton_backend(*args, **kwargs):
+    from .triton import selective_scan_triton  # imported on first use: importing triton costs ~0.5 s
+    return selective_scan_triton(*args, **kwargs)
+
+
+def _triton_accepts(u, delta, A, B, C) -> bool:
+    return (u.is_cuda and triton_available() and A.shape[1] <= 256
+            and u.dtype in (torch.float32, torch.float16, torch.bfloat16))
+
+
+register_backend('triton', _triton_backend, device_types=('cuda',), accepts=_triton_accepts)
 
 
 def _resolve_backend(backend: Optional[str], u, delta, A, B, C) -> Callable:

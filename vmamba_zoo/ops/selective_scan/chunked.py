@@ -54,6 +54,9 @@ class _ChunkInputs:
         self.dtype = dtype
         self.d_state = d_state
         self.limit = _EXP_LIMIT.get(dtype, 60.0)
+        # dt >= 0 (softplus) and A <= 0 make the cumulative log-decay monotone non-increasing from 0, so its
+        # extreme is the chunk's last step: the overflow guard then reads one column instead of the whole chunk
+        self.monotone = bool(delta_softplus) and bool((self.A <= 0).all())
 
     def dt(self, start, stop):
         dt = self.delta[..., start:stop].to(self.dtype)
@@ -74,7 +77,7 @@ def _scan_chunk(inp: _ChunkInputs, state, start, stop):
         states = torch.exp(log_decay) * state + drive
         return states, states
     cum = log_decay.cumsum(-1)
-    if _too_steep(cum, inp.limit):  # exp(-S) would overflow: split in halves (exact, only slower)
+    if _too_steep(cum, inp.limit, inp.monotone):  # exp(-S) would overflow: split in halves (exact, only slower)
         mid = (start + stop) // 2
         first, state = _scan_chunk(inp, state, start, mid)
         second, state = _scan_chunk(inp, state, mid, stop)
@@ -85,8 +88,11 @@ def _scan_chunk(inp: _ChunkInputs, state, start, stop):
     return states, states[..., -1:]
 
 
-def _too_steep(cum_log_decay, limit) -> bool:
-    lo, hi = torch.aminmax(cum_log_decay.detach())
+def _too_steep(cum_log_decay, limit, monotone) -> bool:
+    cum_log_decay = cum_log_decay.detach()
+    if monotone:
+        return -float(cum_log_decay[..., -1].min()) > limit
+    lo, hi = torch.aminmax(cum_log_decay)
     return max(-float(lo), float(hi)) > limit
 
 
@@ -134,7 +140,7 @@ def _scan_inference(inp: _ChunkInputs, state, out, chunk_size):
         if inp.softplus:
             torch._C._nn.softplus(dt, 1.0, 20.0, out=dt)
         torch.mul(dt, A2, out=decay).cumsum_(-1)
-        if T > 1 and _too_steep(decay, inp.limit * log2e):
+        if T > 1 and _too_steep(decay, inp.limit * log2e, inp.monotone):
             chunk_states, new_state = _scan_chunk(inp, state, start, stop)
             states.copy_(chunk_states)
             state.copy_(new_state)
