@@ -27,6 +27,12 @@ OFFICIAL_BUILDERS = {
     'vmamba_tiny': ('vmamba_tiny_s1l8', zoo_vmamba),
     'vmamba_small': ('vmamba_small_s2l15', zoo_vmamba),
     'vmamba_base': ('vmamba_base_s2l15', zoo_vmamba),
+    'vmamba_tiny_s2l5': ('vmamba_tiny_s2l5', zoo_vmamba),
+    'vmamba_small_s1l20': ('vmamba_small_s1l20', zoo_vmamba),
+    'vmamba_base_s1l20': ('vmamba_base_s1l20', zoo_vmamba),
+    'vanilla_vmamba_tiny': ('vanilla_vmamba_tiny', zoo_vmamba),
+    'vanilla_vmamba_small': ('vanilla_vmamba_small', zoo_vmamba),
+    'vanilla_vmamba_base': ('vanilla_vmamba_base', zoo_vmamba),
 }
 
 
@@ -59,7 +65,7 @@ def main():
         n_ours = sum(p.numel() for p in ours.parameters())
         ok = diff <= args.atol and n_ref == n_ours
         failures += not ok
-        print(f'{name:<14} official {builder:<20} params {n_ref} vs {n_ours}  max|logit diff| {diff:.2e}  '
+        print(f'{name:<20} official {builder:<20} params {n_ref} vs {n_ours}  max|logit diff| {diff:.2e}  '
               f'{"OK" if ok else "MISMATCH"}')
     sys.exit(1 if failures else 0)
 

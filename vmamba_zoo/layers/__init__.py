@@ -4,8 +4,10 @@ from .stem import ConvStem, PatchEmbed
 from .downsample import ConvDownsample, PatchMerging
 from .ss2d import SS2D, init_dt_projection, init_A_log, init_D
 from .blocks import VSSBlock
+from .mamba import MambaMixer
 
 __all__ = [
     'check_image_input', 'ConvStem', 'PatchEmbed', 'ConvDownsample', 'PatchMerging', 'SS2D', 'VSSBlock',
     'init_dt_projection', 'init_A_log', 'init_D',
 ]
+__all__ += ['MambaMixer']

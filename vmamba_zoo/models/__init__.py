@@ -1,5 +1,9 @@
 """One module per family; importing each registers its models with timm."""
 from . import vmamba
+from . import plainmamba
+from . import efficientvmamba
+from . import vim
+from . import mambaout
 from ._registry import list_models
 
 __all__ = ['list_models']

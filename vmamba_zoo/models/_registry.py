@@ -1,13 +1,92 @@
-"""The zoo's own list of model names (timm's registry holds the entrypoints)."""
-from timm.models import register_model
+"""The zoo's own list of model names (timm's registry holds the entrypoints), and offline pretrained weights."""
+import functools
+import os
+from pathlib import Path
+
+from timm.models import is_model, register_model
 
 _ZOO_MODELS = []
+# names timm registers itself and the zoo only lists (see ``expose_timm_model``)
+_TIMM_EXPOSED = set()
+
+
+WEIGHTS_ENV = 'VMAMBA_ZOO_WEIGHTS'
+_WEIGHT_SUFFIXES = ('.safetensors', '.pth', '.pt', '.bin')
+
+
+def weights_dir() -> Path:
+    """Where ``pretrained=True`` looks for weights: ``$VMAMBA_ZOO_WEIGHTS`` or ``~/.cache/vmamba_zoo``."""
+    return Path(os.environ.get(WEIGHTS_ENV) or Path.home() / '.cache' / 'vmamba_zoo')
+
+
+def find_local_weights(name: str):
+    """``<weights_dir>/<name>{.safetensors,.pth,.pt,.bin}`` if one exists (``tools/convert.py`` writes there)."""
+    for suffix in _WEIGHT_SUFFIXES:
+        path = weights_dir() / f'{name}{suffix}'
+        if path.is_file():
+            return path
+    return None
+
+
+def resolve_pretrained_file(name: str, kwargs: dict) -> dict:
+    """Point ``pretrained=True`` at a local file, or fail with where to put one.
+
+    The zoo downloads nothing: official weights are release files of the official repos (their URLs are in each
+    pretrained cfg's ``notes``). Without this, timm would silently fall back to random weights.
+    """
+    overlay = dict(kwargs.get('pretrained_cfg_overlay') or {})
+    if overlay.get('file'):
+        if not Path(overlay['file']).is_file():
+            raise FileNotFoundError(f"{name}: pretrained weights file not found: {overlay['file']}")
+        return kwargs
+    if overlay.get('url') or overlay.get('hf_hub_id'):
+        return kwargs  # the caller chose a source explicitly
+    local = find_local_weights(name)
+    if local is None:
+        from timm.models import get_pretrained_cfg
+        cfg = get_pretrained_cfg(name)
+        notes = '; '.join(getattr(cfg, 'notes', None) or ()) if cfg is not None else ''
+        raise RuntimeError(
+            f"No pretrained weights for '{name}' on this machine (vmamba_zoo downloads nothing). Put the official "
+            f"checkpoint{' (' + notes + ')' if notes else ''} at {weights_dir() / (name + '.pth')}, or convert it "
+            f"with `python tools/convert.py --model {name} --checkpoint FILE` (writes "
+            f"{weights_dir() / (name + '.safetensors')}), or pass pretrained_cfg_overlay=dict(file=PATH). "
+            f"${WEIGHTS_ENV} changes the folder.")
+    overlay['file'] = str(local)
+    return dict(kwargs, pretrained_cfg_overlay=overlay)
 
 
 def register_zoo_model(fn):
-    """``@register_model`` for timm plus membership in ``vmamba_zoo.list_models()``."""
+    """``@register_model`` for timm plus membership in ``vmamba_zoo.list_models()``; ``pretrained=True`` reads
+    local files only (see ``resolve_pretrained_file``)."""
+    @functools.wraps(fn)
+    def entrypoint(pretrained: bool = False, **kwargs):
+        if pretrained:
+            kwargs = resolve_pretrained_file(fn.__name__, kwargs)
+        return fn(pretrained=pretrained, **kwargs)
+
     _ZOO_MODELS.append(fn.__name__)
-    return register_model(fn)
+    return register_model(entrypoint)
+
+
+def expose_timm_model(name: str) -> str:
+    """List a model that timm already registers (e.g. timm's ``mambaout_tiny``) in ``vmamba_zoo.list_models()``.
+
+    Nothing is re-registered: ``timm.create_model(name)`` keeps building timm's own model, so the zoo and timm
+    share one implementation and one set of pretrained cfgs. Idempotent; raises ValueError for a name timm does
+    not know.
+    """
+    if not is_model(name):
+        raise ValueError(f'expose_timm_model: timm has no model named {name!r}')
+    if name not in _ZOO_MODELS:
+        _ZOO_MODELS.append(name)
+        _TIMM_EXPOSED.add(name)
+    return name
+
+
+def is_exposed_timm_model(name: str) -> bool:
+    """True for names listed through ``expose_timm_model`` (timm's own implementation, not the zoo's)."""
+    return name in _TIMM_EXPOSED
 
 
 def list_models(pattern: str = '*'):
