@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?= -n 2
 
-.PHONY: venv demo test bench clean
+.PHONY: venv mm demo test bench clean
 
 $(VENV)/.installed: setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,11 +16,19 @@ $(VENV)/.installed: setup.py
 
 venv: $(VENV)/.installed
 
+# mmengine + mmcv 2.1.0 (ops, built once per torch version into ~/.cache/vmamba_zoo/wheels) + mmdet + mmseg
+$(VENV)/.mm-installed: $(VENV)/.installed tools/install_mm.sh
+	bash tools/install_mm.sh $(PY)
+	touch $@
+
+mm: $(VENV)/.mm-installed
+
 demo: venv
 	$(PY) tools/demo.py
 
-test: venv
-	$(PY) -m pytest $(PYTEST_ARGS) tests
+# VMAMBA_ZOO_REQUIRE_MM=1: tests/mm fail (instead of skipping) if the mm stack does not import
+test: venv mm
+	VMAMBA_ZOO_REQUIRE_MM=1 $(PY) -m pytest $(PYTEST_ARGS) tests
 
 bench: venv
 	$(PY) tools/bench_cpu.py

@@ -29,6 +29,8 @@ setup(
         'dev': ['pytest>=8', 'pytest-xdist>=3'],
         'tools': ['matplotlib', 'tqdm', 'pyyaml', 'safetensors'],
         # the mmcv build is its own step (tools/install_mm.sh, issue "Detection and segmentation")
-        'mm': ['mmengine>=0.10,<0.11', 'mmdet==3.3.0', 'mmsegmentation==1.2.2', 'ftfy', 'regex'],
+        # mmseg imports ftfy / regex without declaring them; mmcv 2.1.0 predates OpenCV 5
+        'mm': ['mmengine>=0.10,<0.11', 'mmdet==3.3.0', 'mmsegmentation==1.2.2', 'ftfy', 'regex',
+               'opencv-python>=4,<5', 'pycocotools'],
     },
 )

@@ -4,8 +4,9 @@
     python tools/convert.py --model vmamba_tiny --checkpoint vssm1_tiny_0230s_ckpt_epoch_264.pth
     python tools/convert.py --model vim_tiny_patch16_224 --checkpoint vim_t_midclstok_76p1acc.pth --out vim_t.safetensors
 
-The checkpoint goes through the family's ``checkpoint_filter_fn`` (the same converter ``pretrained=True`` uses),
-is loaded strictly, a forward pass on a random image checks the result is finite, and the tensors are written
+The checkpoint goes through the family's ``checkpoint_filter_fn`` (the same converter ``pretrained=True`` uses;
+timm's own for timm models such as MambaOut), is loaded strictly (missing / unexpected keys are reported and
+stop the conversion), a forward pass on a random image checks the result is finite, and the tensors are written
 as safetensors — by default to ``<weights dir>/<model>.safetensors`` (``$VMAMBA_ZOO_WEIGHTS`` or
 ``~/.cache/vmamba_zoo``), where ``timm.create_model(model, pretrained=True)`` finds them.
 
@@ -47,7 +48,7 @@ def converter_of(model):
     return fn
 
 
-def convert(model_name, checkpoint, out=None, trust_pickle=False, check_forward=True):
+def convert(model_name, checkpoint, out=None, trust_pickle=False, check_forward=True, input_size=None):
     """Returns (output path, report dict). Raises SystemExit with a clear message on any mismatch."""
     model = timm.create_model(model_name, pretrained=False).eval()
     raw = load_checkpoint(checkpoint, trust_pickle)
@@ -56,13 +57,15 @@ def convert(model_name, checkpoint, out=None, trust_pickle=False, check_forward=
     except ValueError as err:  # the zoo's converters name missing/unexpected keys and shape mismatches
         raise SystemExit(f'{checkpoint} does not fit {model_name}: {err}') from None
     result = model.load_state_dict(state_dict, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise SystemExit(f'{checkpoint} does not fit {model_name}: missing {result.missing_keys[:10]}, '
-                         f'unexpected {result.unexpected_keys[:10]}')
     report = {'model': model_name, 'tensors': len(state_dict),
-              'params': sum(t.numel() for t in state_dict.values())}
+              'params': sum(t.numel() for t in state_dict.values()),
+              'missing_keys': list(result.missing_keys), 'unexpected_keys': list(result.unexpected_keys)}
+    if result.missing_keys or result.unexpected_keys:
+        raise SystemExit(f'{checkpoint} does not fit {model_name}: {len(result.missing_keys)} missing keys '
+                         f'{result.missing_keys[:10]}, {len(result.unexpected_keys)} unexpected keys '
+                         f'{result.unexpected_keys[:10]}')
     if check_forward:
-        size = model.pretrained_cfg.get('input_size', (3, 224, 224))
+        size = tuple(input_size or model.pretrained_cfg.get('input_size', (3, 224, 224)))
         with torch.no_grad():
             logits = model(torch.randn(1, *size))
         if not torch.isfinite(logits).all():
@@ -85,9 +88,14 @@ def main(argv=None):
     ap.add_argument('--out', help='output .safetensors (default: the weights dir, where pretrained=True looks)')
     ap.add_argument('--trust-pickle', action='store_true', help='allow full unpickling (trusted files only)')
     ap.add_argument('--no-forward', action='store_true', help='skip the forward-pass check')
+    ap.add_argument('--input-size', type=int, nargs=3, metavar=('C', 'H', 'W'),
+                    help="forward-check input (default: the model's pretrained cfg, e.g. 3 224 224)")
     args = ap.parse_args(argv)
-    out, report = convert(args.model, args.checkpoint, args.out, args.trust_pickle, not args.no_forward)
-    print(f"{report['model']}: {report['tensors']} tensors, {report['params'] / 1e6:.2f}M values -> {out}")
+    out, report = convert(args.model, args.checkpoint, args.out, args.trust_pickle, not args.no_forward,
+                          args.input_size)
+    print(f"{report['model']}: {report['tensors']} tensors, {report['params'] / 1e6:.2f}M values, "
+          f"{len(report['missing_keys'])} missing / {len(report['unexpected_keys'])} unexpected keys"
+          + (f", forward OK {report['logits_shape']}" if 'logits_shape' in report else '') + f" -> {out}")
     return out
 
 

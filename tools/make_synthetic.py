@@ -3,6 +3,8 @@
 
     python tools/make_synthetic.py imagefolder --out /tmp/synth --classes 4 --train-per-class 32 \
         --val-per-class 16 --size 32 --seed 0 [--format png|jpg]
+    python tools/make_synthetic.py coco --out /tmp/coco --classes 3 --train-images 32 --val-images 8 --size 64
+    python tools/make_synthetic.py ade20k --out /tmp/ade --classes 3 --train-images 32 --val-images 8 --size 64
 
 ``imagefolder`` writes the ImageNet layout that ``tools/train.py`` reads::
 
@@ -158,9 +160,152 @@ def _run_imagefolder(args) -> dict:
                              val_per_class=args.val_per_class, size=args.size, seed=args.seed, fmt=args.format)
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Dense prediction: COCO instance segmentation and ADE20K semantic segmentation
+# --------------------------------------------------------------------------------------------------------------
+# Objects are filled polygons, so the COCO polygon annotation is exactly the drawn mask. Each category has its own
+# outline and hue (learnable by box, mask and pixel classifiers within a few hundred steps).
+DENSE_SHAPES = ('square', 'triangle', 'diamond', 'octagon', 'pentagon', 'hexagon')
+DENSE_SPLITS = {'train': 2, 'val': 3}  # generator streams distinct from the imagefolder splits
+
+
+def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list:
+    """Vertices [(x, y), ...] of a regular-ish polygon of ``shape`` centred at (cx, cy), half-extent r."""
+    sides = {'square': 4, 'triangle': 3, 'diamond': 4, 'octagon': 8, 'pentagon': 5, 'hexagon': 6}[shape]
+    start = {'square': np.pi / 4, 'diamond': 0.0}.get(shape, -np.pi / 2) + angle
+    ts = start + 2 * np.pi * np.arange(sides) / sides
+    return [(float(cx + r * np.cos(t)), float(cy + r * np.sin(t))) for t in ts]
+
+
+def _check_dense_classes(num_classes: int):
+    if not 1 <= num_classes <= len(DENSE_SHAPES):
+        raise ValueError(f'num_classes must be in [1, {len(DENSE_SHAPES)}]; got {num_classes}')
+
+
+def draw_scene(num_classes: int, size, max_objects: int, rng: np.random.Generator):
+    """A (H, W, 3) uint8 image with 1..max_objects non-overlapping polygons; returns (image, objects) where each
+    object is dict(label, polygon, mask)."""
+    _check_dense_classes(num_classes)
+    h, w = (size, size) if isinstance(size, int) else size
+    if min(h, w) < 32:
+        raise ValueError(f'dense scenes need images of at least 32x32; got {h}x{w}')
+    img = rng.uniform(70, 170) + rng.normal(0.0, 14.0, (h, w, 1)) + rng.normal(0.0, 5.0, (h, w, 3))
+    taken = np.zeros((h, w), bool)
+    objects = []
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        for _attempt in range(20):
+            label = int(rng.integers(num_classes))
+            r = rng.uniform(0.12, 0.28) * min(h, w)
+            cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
+            poly = _polygon(DENSE_SHAPES[label], cx, cy, r, rng.uniform(-0.2, 0.2))
+            canvas = Image.new('L', (w, h), 0)
+            ImageDraw.Draw(canvas).polygon(poly, fill=255)
+            mask = np.asarray(canvas) > 127
+            if mask.sum() >= 16 and not (mask & taken).any():
+                break
+        else:
+            continue
+        taken |= mask
+        colour = class_colour(label, max(num_classes, 2)) * rng.uniform(0.8, 1.0) + rng.normal(0.0, 6.0, 3)
+        img = np.where(mask[..., None], colour[None, None, :] + rng.normal(0.0, 8.0, (h, w, 3)), img)
+        objects.append(dict(label=label, polygon=poly, mask=mask))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), objects
+
+
+def write_coco(out, num_classes: int = 3, train_images: int = 32, val_images: int = 8, size: int = 64,
+               max_objects: int = 3, seed: int = 0) -> dict:
+    """COCO instance segmentation layout, as mmdet's ``CocoDataset`` reads it::
+
+        OUT/train2017/<id>.png  OUT/val2017/<id>.png
+        OUT/annotations/instances_{train,val}2017.json   (polygon masks, bbox xywh, area = mask pixels)
+
+    Category ids are 1..num_classes, named after their outline (``DENSE_SHAPES``)."""
+    _check_dense_classes(num_classes)
+    out = Path(out)
+    (out / 'annotations').mkdir(parents=True, exist_ok=True)
+    categories = [dict(id=k + 1, name=DENSE_SHAPES[k], supercategory='shape') for k in range(num_classes)]
+    counts = {'train': int(train_images), 'val': int(val_images)}
+    total_objects = {}
+    for split, count in counts.items():
+        folder = out / f'{split}2017'
+        folder.mkdir(parents=True, exist_ok=True)
+        images, annotations = [], []
+        for index in range(count):
+            rng = np.random.default_rng([seed, DENSE_SPLITS[split], 0, index])
+            img, objects = draw_scene(num_classes, size, max_objects, rng)
+            name = f'{index:06d}.png'
+            Image.fromarray(img).save(folder / name)
+            images.append(dict(id=index + 1, file_name=name, height=img.shape[0], width=img.shape[1]))
+            for obj in objects:
+                ys, xs = np.nonzero(obj['mask'])
+                x0, y0 = float(xs.min()), float(ys.min())
+                annotations.append(dict(
+                    id=len(annotations) + 1, image_id=index + 1, category_id=obj['label'] + 1, iscrowd=0,
+                    bbox=[x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0],
+                    area=float(obj['mask'].sum()),
+                    segmentation=[[round(v, 2) for xy in obj['polygon'] for v in xy]]))
+        total_objects[split] = len(annotations)
+        (out / 'annotations' / f'instances_{split}2017.json').write_text(json.dumps(
+            dict(images=images, annotations=annotations, categories=categories)))
+    meta = dict(layout='coco', classes=[c['name'] for c in categories], size=size, seed=seed,
+                train_images=counts['train'], val_images=counts['val'], train_objects=total_objects['train'],
+                val_objects=total_objects['val'])
+    (out / 'meta.json').write_text(json.dumps(meta, indent=1) + '\n')
+    return meta
+
+
+def write_ade20k(out, num_classes: int = 3, train_images: int = 32, val_images: int = 8, size: int = 64,
+                 max_objects: int = 3, seed: int = 0) -> dict:
+    """ADE20K layout, as mmseg's ``ADE20KDataset`` reads it (``reduce_zero_label=True``)::
+
+        OUT/images/{training,validation}/<id>.jpg
+        OUT/annotations/{training,validation}/<id>.png   (uint8: 0 = unlabelled, 1 = background, k + 2 = shape k)
+
+    With ``reduce_zero_label`` the classes are ('background', <shapes>...), num_classes + 1 of them."""
+    _check_dense_classes(num_classes)
+    out = Path(out)
+    counts = {'training': int(train_images), 'validation': int(val_images)}
+    for split, count in counts.items():
+        (out / 'images' / split).mkdir(parents=True, exist_ok=True)
+        (out / 'annotations' / split).mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            rng = np.random.default_rng([seed, DENSE_SPLITS['train' if split == 'training' else 'val'], 1, index])
+            img, objects = draw_scene(num_classes, size, max_objects, rng)
+            seg = np.ones(img.shape[:2], np.uint8)
+            for obj in objects:
+                seg[obj['mask']] = obj['label'] + 2
+            Image.fromarray(img).save(out / 'images' / split / f'{index:06d}.jpg', quality=95)
+            Image.fromarray(seg).save(out / 'annotations' / split / f'{index:06d}.png')
+    meta = dict(layout='ade20k', classes=['background'] + list(DENSE_SHAPES[:num_classes]), size=size, seed=seed,
+                train_images=counts['training'], val_images=counts['validation'])
+    (out / 'meta.json').write_text(json.dumps(meta, indent=1) + '\n')
+    return meta
+
+
+def _add_dense_args(p: argparse.ArgumentParser):
+    p.add_argument('--out', required=True)
+    p.add_argument('--classes', type=int, default=3, help=f'object categories, 1..{len(DENSE_SHAPES)}')
+    p.add_argument('--train-images', type=int, default=32)
+    p.add_argument('--val-images', type=int, default=8)
+    p.add_argument('--size', type=int, default=64, help='image side in pixels (>= 32)')
+    p.add_argument('--max-objects', type=int, default=3)
+    p.add_argument('--seed', type=int, default=0)
+
+
+def _run_dense(writer):
+    def run(args) -> dict:
+        return writer(args.out, num_classes=args.classes, train_images=args.train_images,
+                      val_images=args.val_images, size=args.size, max_objects=args.max_objects, seed=args.seed)
+    return run
+
+
 # layout name -> (help, add_arguments(parser), run(args) -> summary dict)
 WRITERS: Dict[str, tuple] = {
     'imagefolder': ('classification: OUT/{train,val}/<class>/*.png', _add_imagefolder_args, _run_imagefolder),
+    'coco': ('instance segmentation: OUT/{train,val}2017/*.png + OUT/annotations/instances_*.json',
+             _add_dense_args, _run_dense(write_coco)),
+    'ade20k': ('semantic segmentation: OUT/{images,annotations}/{training,validation}/*', _add_dense_args,
+               _run_dense(write_ade20k)),
 }
 
 

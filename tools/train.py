@@ -24,8 +24,10 @@ resume exactly.
 Checkpoints (``OUT/last.pth`` at the end of every epoch and every ``checkpoint_every_steps`` optimizer steps,
 ``OUT/best.pth``) are written atomically (temporary file + ``os.replace``) and hold only tensors and plain
 containers, so they load with ``torch.load(weights_only=True)``: model, EMA, optimizer, scheduler, AMP scaler,
-epoch, step, the RNG states of every rank, the config. The weights sit under ``'model'``, so
-``timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file='OUT/best.pth'))`` loads them too.
+epoch, step, the RNG states of every rank, the config. The weights sit under ``'model'`` (EMA: ``'model_ema'``), so
+``timm.create_model(name, pretrained=True, num_classes=N, pretrained_cfg_overlay=dict(file='OUT/best.pth',
+num_classes=N))`` loads them too: timm takes the EMA weights when the file has them, and without the overlay's
+``num_classes`` keeps the backbone and re-initialises the head.
 
 Determinism: every epoch starts from RNG seeds derived from (seed, epoch, rank) and a data order drawn from
 (seed, epoch), so resuming from an epoch-end checkpoint reproduces the uninterrupted run bit for bit on the same
@@ -37,7 +39,6 @@ import argparse
 import csv
 import difflib
 import json
-import math
 import os
 import random
 import shutil
@@ -46,7 +47,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -54,11 +55,13 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 import yaml
+from PIL import Image, ImageOps
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 import timm
 from timm.data import Mixup, create_dataset, create_transform
+from timm.data import auto_augment as timm_auto_augment
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2, get_optimizer_info
 from timm.scheduler import create_scheduler_v2
@@ -70,6 +73,29 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
     import vmamba_zoo  # noqa: F401
+
+
+def _posterize(img, bits_to_keep, **_):
+    """timm's RandAugment posterize, with 0 bits kept giving the black image it always gave (timm auto_augment.py:
+    'This results in black image'). Pillow 13 (installed here) raises for bits < 1, and the paper recipe
+    ``rand-m9-mstd0.5-inc1`` reaches 0 bits whenever the magnitude noise hits 10 (~2% of PosterizeIncreasing
+    draws): unpatched, ImageNet training crashes within the first epoch."""
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep < 1:
+        return img.point(lambda _: 0)
+    return ImageOps.posterize(img, bits_to_keep)
+
+
+def _patch_timm_posterize():
+    try:
+        ImageOps.posterize(Image.new('RGB', (1, 1)), 0)
+    except ValueError:
+        for name in ('Posterize', 'PosterizeIncreasing', 'PosterizeOriginal'):
+            timm_auto_augment.NAME_TO_OP[name] = _posterize
+
+
+_patch_timm_posterize()
 
 DEFAULT_CONFIG = REPO / 'configs' / 'cls' / '_base_' / 'default.yaml'
 CHECKPOINT_FORMAT = 'vmamba_zoo.train/1'
@@ -244,6 +270,13 @@ def check_config(cfg: Dict[str, Any]):
             raise ValueError(f'config {key} must be >= 0; got {cfg[key]}')
 
 
+def scaled_lrs(cfg: Dict[str, Any], world_size: int):
+    """(global batch, (lr, warmup_lr, min_lr)) with linear scaling: x global batch / lr_base_batch (0: as given)."""
+    global_batch = cfg['batch_size'] * world_size * cfg['grad_accum']
+    scale = global_batch / cfg['lr_base_batch'] if cfg['lr_base_batch'] > 0 else 1.0
+    return global_batch, tuple(cfg[k] * scale for k in ('lr', 'warmup_lr', 'min_lr'))
+
+
 def _mixup_active(cfg) -> bool:
     return cfg['mixup'] > 0 or cfg['cutmix'] > 0 or cfg['cutmix_minmax'] is not None
 
@@ -350,6 +383,28 @@ def _all_reduce_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
     if d.distributed:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, s):
+        pass
+
+    def close(self):
+        pass
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar on stderr (shown only on a terminal: ``disable=None``), or a do-nothing one without tqdm."""
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, disable=None, dynamic_ncols=True, leave=False)
 
 
 class EpochSampler(DistributedSampler):
@@ -506,9 +561,7 @@ class Trainer:
                  f"{self.num_classes} classes, {len(train_ds)} train / {len(val_ds)} val images, "
                  f"{d.world_size} process(es) on {d.device}")
 
-        global_batch = cfg['batch_size'] * d.world_size * cfg['grad_accum']
-        scale = global_batch / cfg['lr_base_batch'] if cfg['lr_base_batch'] > 0 else 1.0
-        self.lr, warmup_lr, min_lr = (cfg[k] * scale for k in ('lr', 'warmup_lr', 'min_lr'))
+        global_batch, (self.lr, warmup_lr, min_lr) = scaled_lrs(cfg, d.world_size)
         info = get_optimizer_info(cfg['opt'])
         opt_kwargs = {}
         if info.has_eps and cfg['opt_eps'] is not None:
@@ -652,6 +705,8 @@ class Trainer:
         running += torch.tensor([loss_sum, loss_count], dtype=torch.float64, device=d.device)
         t0, seen = time.time(), 0
         micro = start_micro
+        bar = progress_bar(self.updates_per_epoch - start_micro // accum, f"epoch {epoch + 1}/{cfg['epochs']}",
+                           cfg['progress_bar'] and d.main)
         for images, target in self.train_loader:
             if micro >= self.micro_per_epoch:
                 break
@@ -689,6 +744,9 @@ class Trainer:
                 self.ema.update(self.model, step=self.global_step)
             self.scheduler.step_update(num_updates=self.global_step)
             step = micro // accum
+            bar.update(1)
+            bar.set_postfix_str(f"loss {running[0].item() / max(running[1].item(), 1):.4f} "
+                                f"lr {self.optimizer.param_groups[0]['lr']:.2e}")
             if cfg['log_interval'] and (step % cfg['log_interval'] == 0 or step == self.updates_per_epoch):
                 dt = time.time() - t0
                 self.log(f"epoch {epoch + 1}/{cfg['epochs']} step {step}/{self.updates_per_epoch} "
@@ -699,6 +757,7 @@ class Trainer:
             if every and self.global_step % every == 0 and micro < self.micro_per_epoch:
                 state = {'rng': _get_rng_state(), 'loss_sum': running[0].item(), 'loss_count': int(running[1].item())}
                 self._checkpoint(epoch, micro, state)
+        bar.close()
         _all_reduce_sum(running, d)
         return running[0].item() / max(running[1].item(), 1.0)
 

@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ['count_flops', 'count_params', 'selective_scan_flop_jit']
+__all__ = ['count_flops', 'count_params', 'selective_scan_flop_jit', 'register_flop_handle']
 
 
 def matmul_flop_jit(inputs, outputs) -> int:
@@ -38,6 +38,17 @@ _IGNORED = (
 )
 
 
+# handles registered by other ops (e.g. ``prim::PythonOp.<TheirAutogradFn>``), next to the op they count
+_EXTRA_HANDLES = {}
+
+
+def register_flop_handle(op_name: str, handle) -> None:
+    """Count a traced node ``op_name`` (e.g. ``'prim::PythonOp.NonCausalSSDFn'``) with ``handle(inputs,
+    outputs) -> int`` (fvcore's jit-handle signature); ``None`` ignores it. Ops call this where they are defined, so
+    a new op needs no edit here."""
+    _EXTRA_HANDLES[op_name] = handle
+
+
 def _op_handles():
     from fvcore.nn.jit_handles import elementwise_flop_counter
 
@@ -46,6 +57,7 @@ def _op_handles():
     # timm's NHWC global pool is a mean; count it like fvcore counts adaptive_avg_pool2d (one per input element)
     handles['aten::matmul'] = matmul_flop_jit
     handles['aten::mean'] = elementwise_flop_counter(1, 0)
+    handles.update(_EXTRA_HANDLES)
     return handles
 
 

@@ -32,9 +32,9 @@ def test_convert_official_checkpoint_then_pretrained_true_finds_it(tmp_path, mon
     ckpt = tmp_path / 'vssm1_tiny_0230s_ckpt_epoch_264.pth'
     torch.save({'model': official, 'epoch': 264}, ckpt)
     monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / 'weights'))
-    out, report = convert.convert('vmamba_tiny', ckpt)
+    out, report = convert.convert('vmamba_tiny', ckpt, input_size=(3, 64, 64))
     assert out == tmp_path / 'weights' / 'vmamba_tiny.safetensors' and out.is_file()
-    assert report['logits_shape'] == (1, 1000)
+    assert report['logits_shape'] == (1, 1000) and report['missing_keys'] == report['unexpected_keys'] == []
     model = timm.create_model('vmamba_tiny', pretrained=True)  # found in $VMAMBA_ZOO_WEIGHTS
     reference = timm.create_model('vmamba_tiny')
     reference.load_state_dict(vmamba_zoo.models.vmamba.checkpoint_filter_fn({'model': official}, reference))
@@ -75,4 +75,18 @@ def test_convert_cli(tmp_path, monkeypatch, capsys):
     out = tmp_path / 'converted.safetensors'
     monkeypatch.setattr(sys, 'argv', ['convert.py'])
     assert convert.main(['--model', 'vmamba_tiny', '--checkpoint', str(ckpt), '--out', str(out), '--no-forward'])
-    assert 'vmamba_tiny:' in capsys.readouterr().out and out.is_file()
+    assert '0 missing / 0 unexpected keys' in capsys.readouterr().out and out.is_file()
+
+
+def test_convert_uses_timms_converter_for_timm_models(tmp_path):
+    """MambaOut is timm's own model: its family converter is timm's checkpoint_filter_fn."""
+    import timm.models.mambaout
+    convert = _load_tool('convert')
+    model = timm.create_model('mambaout_femto')
+    assert convert.converter_of(model) is timm.models.mambaout.checkpoint_filter_fn
+    ckpt = tmp_path / 'mambaout_femto.pth'
+    torch.save(model.state_dict(), ckpt)  # timm layout: passes through the filter
+    out, report = convert.convert('mambaout_femto', ckpt, tmp_path / 'femto.safetensors', input_size=(3, 64, 64))
+    assert report['missing_keys'] == [] and report['logits_shape'] == (1, 1000)
+    from safetensors.torch import load_file
+    torch.testing.assert_close(load_file(str(out)), model.state_dict())

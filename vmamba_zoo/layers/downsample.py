@@ -2,6 +2,7 @@
 import torch
 import torch.nn.functional as F
 from torch import nn
+from timm.layers import ConvNormAct
 
 
 class ConvDownsample(nn.Module):
@@ -35,3 +36,25 @@ class PatchMerging(nn.Module):
             x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
         x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
         return self.reduction(self.norm(x))
+
+
+class InvertedBottleneckDownsample(nn.Module):
+    """1x1 expand + ReLU -> depth-wise 3x3 stride 2 + ReLU -> 1x1 project + BN (MLLA's ``PatchMerging``).
+
+    Official layout (YuHengsss/VSSD ``classification/models/mamba_util.py`` ``PatchMerging`` with ``ratio=4``,
+    the default ``SIMPLE_DOWNSAMPLE: False``; Spatial-Mamba's downsample is the same): hidden = ratio * out_dim
+    channels, every conv with bias, no norm after the first two. Odd sizes round up (padding 1).
+    """
+
+    def __init__(self, dim: int, out_dim: int, ratio: float = 4.0):
+        super().__init__()
+        hidden = int(out_dim * ratio)
+        self.expand = nn.Conv2d(dim, hidden, kernel_size=1)
+        self.dw = nn.Conv2d(hidden, hidden, kernel_size=3, stride=2, padding=1, groups=hidden)
+        self.act = nn.ReLU()
+        self.project = ConvNormAct(hidden, out_dim, 1, bias=True, apply_act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.expand(x.permute(0, 3, 1, 2)))
+        x = self.act(self.dw(x))
+        return self.project(x).permute(0, 2, 3, 1)

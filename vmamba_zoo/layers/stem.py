@@ -1,7 +1,7 @@
 """Patch embeddings (stems). Input NCHW image, output NHWC tokens map."""
 import torch
 from torch import nn
-from timm.layers import LayerNorm2d
+from timm.layers import ConvNormAct, LayerNorm2d
 
 from .checks import check_image_input
 
@@ -45,3 +45,35 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_input(x, self.in_chans, self.min_input_size, type(self).__name__)
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
+
+
+class ResidualConvStem(nn.Module):
+    """Stride-4 BatchNorm/ReLU conv stem with a residual pair of 3x3 convs (MLLA's ``Stem``, used by VSSD).
+
+    Official layout (YuHengsss/VSSD ``classification/models/mamba_util.py`` ``Stem``; the same module is
+    Spatial-Mamba's stem): ``conv1`` = 3x3 s2 to C/2 + BN + ReLU; ``conv2`` = 3x3 + BN + ReLU, 3x3 + BN, added to
+    its input; ``conv3`` = 3x3 s2 to 4C + BN + ReLU, 1x1 to C + BN. All convs bias-free.
+    Submodule names follow the official ones (timm ``ConvNormAct`` calls the norm ``bn``), so checkpoints convert
+    by renaming ``.norm.`` to ``.bn.``.
+    """
+
+    def __init__(self, in_chans: int, embed_dim: int, min_input_size: int = 32):
+        super().__init__()
+        self.in_chans = in_chans
+        self.min_input_size = min_input_size
+        mid = embed_dim // 2
+        self.conv1 = ConvNormAct(in_chans, mid, 3, stride=2, padding=1)
+        self.conv2 = nn.Sequential(
+            ConvNormAct(mid, mid, 3, padding=1),
+            ConvNormAct(mid, mid, 3, padding=1, apply_act=False),
+        )
+        self.conv3 = nn.Sequential(
+            ConvNormAct(mid, embed_dim * 4, 3, stride=2, padding=1),
+            ConvNormAct(embed_dim * 4, embed_dim, 1, apply_act=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_input(x, self.in_chans, self.min_input_size, type(self).__name__)
+        x = self.conv1(x)
+        x = self.conv2(x) + x
+        return self.conv3(x).permute(0, 2, 3, 1)

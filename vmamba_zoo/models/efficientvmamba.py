@@ -24,16 +24,17 @@ The EfficientVMamba-S yaml says ``EMBED_DIM: 96``, but the released model is C=6
 11.274 M params, which the official ``EfficientVSSM`` reproduces only with dims 64 (96 gives 24.757 M).
 """
 import re
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
-from timm.layers import ClassifierHead, DropPath, Mlp, trunc_normal_
+from timm.layers import ClassifierHead, DropPath, Mlp
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
-from timm.models._features import feature_take_indices
 
 from ..layers import PatchEmbed, PatchMerging, SS2D
 from ..scans import ScanStrategy, get_scan
+from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
+from ._checkpoint import check_state_dict_fits, unwrap_state_dict
 from ._registry import register_zoo_model
 
 __all__ = ['EfficientVMamba', 'EVSSBlock', 'InvertedResidual', 'ChannelAttention', 'checkpoint_filter_fn']
@@ -183,7 +184,7 @@ class EfficientVMambaStage(nn.Module):
         return x
 
 
-class EfficientVMamba(nn.Module):
+class EfficientVMamba(HierarchicalBackbone):
     """EfficientVMamba backbone / classifier.
 
     Args:
@@ -250,93 +251,7 @@ class EfficientVMamba(nn.Module):
         self.norm = nn.LayerNorm(self.num_features)
         self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate,
                                    input_fmt='NHWC')
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module):
-        # Official VSSM._init_weights (inherited by EfficientVSSM): Linear trunc-normal(0.02) + zero bias,
-        # LayerNorm (1, 0); convolutions and BatchNorm keep PyTorch's defaults; SS2D's SSM parameters keep their
-        # Mamba init.
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-    @torch.jit.ignore
-    def no_weight_decay(self):
-        return {'*A_logs', '*Ds'}
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False):
-        return dict(
-            stem=r'^stem',
-            blocks=r'^stages\.(\d+)' if coarse else [
-                (r'^stages\.(\d+)\.downsample', (0,)),
-                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
-                (r'^norm', (99999,)),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True):
-        for s in self.stages:
-            s.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
-        self.num_classes = num_classes
-        self.head.reset(num_classes, pool_type=global_pool)
-
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Stage outputs (before the final norm; the official detection backbone adds its own per-level norms)."""
-        if output_fmt not in ('NCHW', 'NHWC'):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC'; got {output_fmt!r}")
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        x = self.stem(x)
-        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
-        intermediates = []
-        for i, stage in enumerate(stages):
-            x = stage(x)
-            if i in take_indices:
-                intermediates.append(x.permute(0, 3, 1, 2).contiguous() if output_fmt == 'NCHW' else x)
-        if intermediates_only:
-            return intermediates
-        return self.norm(x), intermediates
-
-    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True):
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity()
-        if prune_head:
-            self.reset_classifier(0, '')
-        return take_indices
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        x = self.stages(x)
-        return self.norm(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        self.apply(init_linear_trunc_normal)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -400,21 +315,6 @@ def _rename_official_key(key: str) -> Optional[str]:
     return key  # unknown: reported as unexpected below
 
 
-def _unwrap_state_dict(state_dict):
-    # main.py / utils.py save {'model': ...}; the lib/ trainer that produced the released logs saves
-    # {'model': ..., 'ema_model': ...}; Backbone_EfficientVSSM.load_pretrained reads ['state_dict'].
-    for wrapper in ('model', 'state_dict', 'model_ema', 'ema_model', 'state_dict_ema'):
-        if isinstance(state_dict, dict) and isinstance(state_dict.get(wrapper), dict):
-            state_dict = state_dict[wrapper]
-            break
-    out = {}
-    for k, v in state_dict.items():
-        while k.startswith('module.'):  # DDP and EMA wrappers ('module.module.' in the detection loader)
-            k = k[len('module.'):]
-        out[k] = v
-    return out
-
-
 def checkpoint_filter_fn(state_dict, model: EfficientVMamba):
     """Convert an official TerryPei/EfficientVMamba checkpoint into this module's keys.
 
@@ -423,7 +323,7 @@ def checkpoint_filter_fn(state_dict, model: EfficientVMamba):
     keys when the checkpoint does not fit the model (the classifier excepted: timm's loader adapts or drops it
     when num_classes differs).
     """
-    state_dict = _unwrap_state_dict(state_dict)
+    state_dict = unwrap_state_dict(state_dict)
     if 'stem.proj.weight' in state_dict:
         return state_dict
     target = model.state_dict()
@@ -432,21 +332,7 @@ def checkpoint_filter_fn(state_dict, model: EfficientVMamba):
         new_key = _rename_official_key(key)
         if new_key is not None:
             out[new_key] = value
-    unexpected = sorted(set(out) - set(target))
-    missing = sorted(set(target) - set(out))
-    wrong_shape = sorted(k for k in set(out) & set(target)
-                         if out[k].shape != target[k].shape and not k.startswith('head.'))
-    if unexpected or missing or wrong_shape:
-        details = []
-        if missing:
-            details.append(f'missing {missing[:8]}{" ..." if len(missing) > 8 else ""}')
-        if unexpected:
-            details.append(f'unexpected {unexpected[:8]}{" ..." if len(unexpected) > 8 else ""}')
-        if wrong_shape:
-            details.append('shape ' + ', '.join(
-                f'{k}: checkpoint {tuple(out[k].shape)} vs model {tuple(target[k].shape)}' for k in wrong_shape[:8]))
-        raise ValueError('checkpoint mismatch for EfficientVMamba (wrong variant or not an EfficientVMamba '
-                         'checkpoint?): ' + '; '.join(details))
+    check_state_dict_fits(out, target, 'EfficientVMamba')
     return out
 
 

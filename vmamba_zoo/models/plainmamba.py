@@ -54,6 +54,7 @@ from ..layers import check_image_input, init_A_log, init_D, init_dt_projection
 from ..ops import selective_scan
 from ..scans import ScanStrategy, get_scan, scan as scan_map, merge as merge_map
 from ..scans.strategies import ZIGZAG_DOWN, ZIGZAG_LEFT, ZIGZAG_RIGHT, ZIGZAG_START, ZIGZAG_UP
+from ._checkpoint import check_state_dict_fits, unwrap_state_dict
 from ._registry import register_zoo_model
 
 __all__ = ['PlainMamba', 'PlainMamba2D', 'PlainMambaBlock', 'ConvPatchEmbed', 'checkpoint_filter_fn',
@@ -422,16 +423,6 @@ _KEY_RENAMES = [
 _SKIP_KEY = re.compile(r'^(ema_|backbone\.norm_layer\d+\.|norm_layer\d+\.)')
 
 
-def _unwrap(checkpoint) -> dict:
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'checkpoint mismatch for PlainMamba: expected a dict of tensors, got {type(checkpoint)}')
-    for wrapper in ('state_dict', 'model', 'model_ema'):
-        if isinstance(checkpoint.get(wrapper), dict):
-            checkpoint = checkpoint[wrapper]
-            break
-    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in checkpoint.items()}
-
-
 def _resize_pos_embed(pos: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
     n = pos.shape[1]
     side = int(round(math.sqrt(n)))
@@ -452,7 +443,7 @@ def checkpoint_filter_fn(state_dict, model: PlainMamba):
     A checkpoint already in zoo format is returned unchanged. Raises ValueError naming missing / unexpected keys and
     shape mismatches (the classifier excepted: timm's loader resizes or drops it).
     """
-    state_dict = _unwrap(state_dict)
+    state_dict = unwrap_state_dict(state_dict)
     if 'patch_embed.proj.weight' in state_dict:
         return state_dict
     target = model.state_dict()
@@ -470,21 +461,7 @@ def checkpoint_filter_fn(state_dict, model: PlainMamba):
     if 'pos_embed' in out and 'pos_embed' in target and out['pos_embed'].shape != target['pos_embed'].shape \
             and out['pos_embed'].shape[-1] == target['pos_embed'].shape[-1]:
         out['pos_embed'] = _resize_pos_embed(out['pos_embed'], model.patch_grid).to(out['pos_embed'].dtype)
-    unexpected = sorted(set(out) - set(target))
-    missing = sorted(k for k in set(target) - set(out) if not k.startswith('head.'))
-    wrong_shape = sorted(k for k in set(out) & set(target)
-                         if out[k].shape != target[k].shape and not k.startswith('head.'))
-    if unexpected or missing or wrong_shape:
-        details = []
-        if missing:
-            details.append(f'missing {missing[:8]}{" ..." if len(missing) > 8 else ""}')
-        if unexpected:
-            details.append(f'unexpected {unexpected[:8]}{" ..." if len(unexpected) > 8 else ""}')
-        if wrong_shape:
-            details.append('shape ' + ', '.join(
-                f'{k}: checkpoint {tuple(out[k].shape)} vs model {tuple(target[k].shape)}' for k in wrong_shape[:8]))
-        raise ValueError('checkpoint mismatch for PlainMamba (wrong variant or not a PlainMamba checkpoint?): '
-                         + '; '.join(details))
+    check_state_dict_fits(out, target, 'PlainMamba', optional=('head.',))
     return out
 
 

@@ -55,8 +55,8 @@ from timm.models._features import feature_take_indices
 
 from ..layers import MambaMixer, check_image_input
 from ..scans import ScanStrategy, get_scan
+from ._checkpoint import check_state_dict_fits, unwrap_state_dict
 from ._registry import register_zoo_model
-from .vmamba import _unwrap_state_dict
 
 __all__ = ['Vim', 'VimTokenScan', 'checkpoint_filter_fn', 'resample_pos_embed']
 
@@ -454,7 +454,7 @@ def checkpoint_filter_fn(state_dict, model: Vim):
     Raises ValueError naming the keys when the checkpoint does not fit the model (the classifier excepted, which
     timm's loader drops or keeps by num_classes).
     """
-    state_dict = _unwrap_state_dict(state_dict)
+    state_dict = unwrap_state_dict(state_dict)
     if any(_LAYER_KEY.match(k) for k in state_dict) or 'norm_f.weight' in state_dict:
         out = _convert_official(state_dict)
     else:
@@ -466,21 +466,7 @@ def checkpoint_filter_fn(state_dict, model: Vim):
         side = math.isqrt(pos.shape[1] - 1)
         if side * side == pos.shape[1] - 1:
             out['pos_embed'] = resample_pos_embed(pos, model.grid_size, (side, side))
-    unexpected = sorted(set(out) - set(target))
-    missing = sorted(set(target) - set(out))
-    wrong_shape = sorted(k for k in set(out) & set(target)
-                         if out[k].shape != target[k].shape and not k.startswith('head.'))
-    if unexpected or missing or wrong_shape:
-        details = []
-        if missing:
-            details.append(f'missing {missing[:8]}{" ..." if len(missing) > 8 else ""}')
-        if unexpected:
-            details.append(f'unexpected {unexpected[:8]}{" ..." if len(unexpected) > 8 else ""}')
-        if wrong_shape:
-            details.append('shape ' + ', '.join(
-                f'{k}: checkpoint {tuple(out[k].shape)} vs model {tuple(target[k].shape)}' for k in wrong_shape[:8]))
-        raise ValueError('checkpoint mismatch for Vim (wrong variant, a non-bidirectional scan, or not a Vim '
-                         'checkpoint?): ' + '; '.join(details))
+    check_state_dict_fits(out, target, 'Vim', hint='a non-bidirectional scan')
     return out
 
 

@@ -30,6 +30,12 @@ How a model uses it::
 
 ``scan(x, 'multiscale')`` / ``merge(y, 'multiscale', ...)`` raise a ValueError that points here: the
 low-resolution map comes from a learned convolution, which is no part of a scan library.
+
+MSVMambav3 (the NeurIPS models, branch ``v2`` of YuHengsss/MSVMamba, ``SS2Dv2.forward_corev2`` with forward type
+``vms`` and the default ``FULL_RES_INDEX=1``) scans the same four directions with two differences, both options
+here: its parameter set 0 belongs to the full-resolution branch (``full_res_params_first=True``) and the
+low-resolution sum is upsampled with ``mode='nearest'`` (``upsample_mode='nearest'``). Where the per-token norm
+goes (per branch on master, once after ``fuse`` in v3) is the model's business.
 """
 import math
 from types import MappingProxyType
@@ -102,23 +108,35 @@ class ScanGroup:
 @register_scan('multiscale')
 class MultiScaleScan(ScanStrategy):
     """MSVMamba's multi-scale scan (see the module docstring): group 0 = 3 chained directions on the
-    stride-2 map (parameter set 0), group 1 = row-major on the full map (parameter set 1).
+    stride-2 map, group 1 = row-major on the full map.
 
     num_directions = 4 (all directions of all groups); num_param_sets = 2.
+
+    Options:
+        upsample_mode: how ``fuse`` brings the low-resolution sum to full size: 'bilinear' (master,
+            align_corners=False) or 'nearest' (MSVMambav3).
+        full_res_params_first: parameter set 0 belongs to the full-resolution group (MSVMambav3); by default
+            (master) set 0 is the low-resolution group's. ``groups`` keep their order either way.
     """
     composite = True
     num_directions = 4
     scale_factor = 2  # stride of the low-resolution map
     # The learned downsampling that makes the low-resolution map (depth-wise, followed by the block's SiLU).
     downsample = MappingProxyType(dict(kernel_size=7, stride=2, padding=3, depthwise=True))
-    upsample_mode = 'bilinear'
-    align_corners = False
+    align_corners = False  # for 'bilinear'
 
-    def __init__(self):
+    def __init__(self, *, upsample_mode: str = 'bilinear', full_res_params_first: bool = False):
         super().__init__()
+        if upsample_mode not in ('bilinear', 'nearest'):
+            raise ValueError(f"multiscale: upsample_mode must be 'bilinear' or 'nearest', got {upsample_mode!r}")
+        if not isinstance(full_res_params_first, bool):
+            raise ValueError(f'multiscale: full_res_params_first must be a bool, got {full_res_params_first!r}')
+        self.upsample_mode = upsample_mode
+        self.full_res_params_first = full_res_params_first
+        low_offset, full_offset = (1, 0) if full_res_params_first else (0, 1)
         self.groups: Tuple[ScanGroup, ...] = (
-            ScanGroup(get_scan('cross_without_row'), stride=self.scale_factor, chained=True, param_offset=0),
-            ScanGroup(get_scan('unidirectional'), stride=1, chained=False, param_offset=1),
+            ScanGroup(get_scan('cross_without_row'), stride=self.scale_factor, chained=True, param_offset=low_offset),
+            ScanGroup(get_scan('unidirectional'), stride=1, chained=False, param_offset=full_offset),
         )
         self.num_param_sets = sum(g.param_sets for g in self.groups)
 
@@ -136,7 +154,7 @@ class MultiScaleScan(ScanStrategy):
 
     def fuse(self, merged: Sequence[torch.Tensor], size: Tuple[int, int]) -> torch.Tensor:
         """Sum the groups' merged maps (each (B, C, h_g, w_g), in ``groups`` order) at ``size``, upsampling the
-        coarse ones the way MSVMamba does (bilinear, align_corners=False)."""
+        coarse ones the way MSVMamba does (``upsample_mode``: bilinear with align_corners=False, or nearest)."""
         if len(merged) != len(self.groups):
             raise ValueError(f'fuse expects {len(self.groups)} merged maps (one per group), got {len(merged)}')
         H, W = size
@@ -147,6 +165,7 @@ class MultiScaleScan(ScanStrategy):
                                  f'(B, C, {g.size(H, W)[0]}, {g.size(H, W)[1]}) for size {(H, W)}; '
                                  f'got {tuple(y.shape)}')
             if tuple(y.shape[-2:]) != (H, W):
-                y = F.interpolate(y, size=(H, W), mode=self.upsample_mode, align_corners=self.align_corners)
+                align = self.align_corners if self.upsample_mode == 'bilinear' else None  # nearest takes none
+                y = F.interpolate(y, size=(H, W), mode=self.upsample_mode, align_corners=align)
             out = y if out is None else out + y
         return out

@@ -1,15 +1,19 @@
 """The selective-scan op: one signature, several backends, one public function that picks among them.
 
 ``selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-return_last_state=False, backend=None)``
+return_last_state=False, backend=None, return_states=False)``
 
 * u, delta, z: (batch, K*D, L); A: (K*D, N); B, C: (batch, K, N, L) grouped per scan direction (VMamba) or
   (batch, N, L) shared by all channels (Mamba/Vim); D, delta_bias: (K*D,).
 * State and accumulation in fp32 (float64 for float64 inputs); the output has u's dtype.
+* ``return_states=True`` (with C, D, z None) returns every hidden state h_t, (batch, K*D, N, L) in the compute
+  dtype, for ops that transform the states before reading them out (Spatial-Mamba's state fusion). Only backends
+  registered with ``states=True`` run this mode (``naive``, ``chunked``); the others are skipped by the dispatch.
 
 Backends (``available_backends()``): ``naive`` (sequential reference, the truth), ``chunked`` (plain PyTorch,
-the CPU path and the fallback anywhere) and ``triton`` (forward + backward kernels, the default for CUDA tensors
-when Triton is installed). ``backend=None`` picks the first registered backend for the input's device that accepts
+the CPU path and the fallback anywhere), ``triton`` (forward + backward kernels, the default for CUDA tensors
+when Triton is installed) and ``cuda`` (the CUDA C++ kernels of ``kernels/``, built on first use; only when
+pinned, see ``cuda.py``). ``backend=None`` picks the first registered backend for the input's device that accepts
 the inputs; the environment variable ``VMAMBA_ZOO_SCAN_BACKEND`` forces one everywhere (e.g. ``naive`` when
 debugging a model). Further kernels register themselves with ``register_backend``; models need no change.
 
@@ -36,13 +40,18 @@ _BACKENDS: Dict[str, Callable] = {'naive': selective_scan_naive, 'chunked': sele
 # device type -> backend names in order of preference; the first whose predicate accepts the inputs runs
 _PREFERENCE: Dict[str, list] = {}
 _ACCEPTS: Dict[str, Callable[..., bool]] = {}
+# backends that implement ``return_states=True``
+_STATES_BACKENDS = {'naive', 'chunked'}
 
 
 def register_backend(name: str, fn: Callable, device_types: Tuple[str, ...] = (),
-                     accepts: Optional[Callable[..., bool]] = None) -> None:
+                     accepts: Optional[Callable[..., bool]] = None, states: bool = False) -> None:
     """Add a backend with the selective_scan signature. It becomes the preferred path on ``device_types`` for
-    inputs where ``accepts(u, delta, A, B, C)`` is true (default: always)."""
+    inputs where ``accepts(u, delta, A, B, C)`` is true (default: always). ``states=True``: it also takes
+    ``return_states=True``."""
     _BACKENDS[name] = fn
+    if states:
+        _STATES_BACKENDS.add(name)
     if accepts is not None:
         _ACCEPTS[name] = accepts
     for device_type in device_types:
@@ -71,13 +80,32 @@ def _triton_accepts(u, delta, A, B, C) -> bool:
 register_backend('triton', _triton_backend, device_types=('cuda',), accepts=_triton_accepts)
 
 
-def _resolve_backend(backend: Optional[str], u, delta, A, B, C) -> Callable:
+def _cuda_backend(*args, **kwargs):
+    from .cuda import selective_scan_cuda  # builds kernels/selective_scan on first use (torch cpp_extension)
+    return selective_scan_cuda(*args, **kwargs)
+
+
+# 'cuda': the zoo's CUDA C++ kernels, JIT-built from kernels/ when a CUDA toolchain is present. Used only when
+# pinned (backend='cuda' or VMAMBA_ZOO_SCAN_BACKEND=cuda): on an H200 (model_cards/gpu_kernels.md) it ran fwd+bwd
+# 1.9-2.3x slower than 'triton' at VMamba-T stages 1-2, on par at stage 3 and 1.1-1.3x faster only at stage 4
+# (L=49), and its first call costs a ~30 s build, so the automatic CUDA order stays triton -> chunked.
+register_backend('cuda', _cuda_backend)
+
+
+def _resolve_backend(backend: Optional[str], u, delta, A, B, C, return_states: bool = False) -> Callable:
     name = backend or os.environ.get(ENV_BACKEND) or None
+    if return_states and name is not None and name not in _STATES_BACKENDS:
+        if backend is not None:
+            raise ValueError(f"selective_scan: backend {name!r} cannot return the hidden states; "
+                             f"backends that can: {', '.join(sorted(_STATES_BACKENDS))}")
+        name = None  # the environment pins a backend for every call; this mode falls back to the dispatch
     if name is not None:
         if name not in _BACKENDS:
             raise ValueError(f"selective_scan: unknown backend {name!r}; known: {', '.join(available_backends())}")
         return _BACKENDS[name]
     for candidate in _PREFERENCE.get(u.device.type, []):
+        if return_states and candidate not in _STATES_BACKENDS:
+            continue
         if _ACCEPTS.get(candidate, lambda *a: True)(u, delta, A, B, C):
             return _BACKENDS[candidate]
     return selective_scan_chunked
@@ -108,10 +136,13 @@ class SelectiveScanFn(torch.autograd.Function):
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                   return_last_state=False, backend: Optional[str] = None):
+                   return_last_state=False, backend: Optional[str] = None, return_states: bool = False):
     """Selective scan (Mamba S6) over (batch, K*D, L) sequences; see the module docstring for shapes."""
-    check_inputs(u, delta, A, B, C, D, z, delta_bias)
-    fn = _resolve_backend(backend, u, delta, A, B, C)
+    check_inputs(u, delta, A, B, C, D, z, delta_bias, return_states=return_states)
+    fn = _resolve_backend(backend, u, delta, A, B, C, return_states)
+    if return_states:  # never traced as one node: the ops built on it (ops/state_fusion) wrap themselves
+        return fn(u, delta, A, B, None, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                  return_last_state=return_last_state, return_states=True)
     if torch.jit.is_tracing() and not return_last_state:
         return SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, fn)
     return fn(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,

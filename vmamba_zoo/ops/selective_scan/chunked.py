@@ -46,7 +46,7 @@ class _ChunkInputs:
         self.delta = delta.view(batch, groups, per_group, 1, length)
         self.z = None if z is None else z.view(batch, groups, per_group, length)
         self.B = B.view(batch, b_groups, 1, d_state, length)
-        self.C = C.view(batch, b_groups, 1, d_state, length)
+        self.C = None if C is None else C.view(batch, b_groups, 1, d_state, length)  # None: states wanted
         self.A = A.to(dtype).view(groups, per_group, d_state, 1)
         self.D = None if D is None else D.to(dtype).view(groups, per_group, 1)
         self.bias = None if delta_bias is None else delta_bias.to(dtype).view(groups, per_group, 1, 1)
@@ -106,31 +106,34 @@ def _chunk_output(inp: _ChunkInputs, states, start, stop):
     return y
 
 
-def _scan_autograd(inp: _ChunkInputs, state, length, chunk_size, out_dtype):
+def _scan_autograd(inp: _ChunkInputs, state, length, chunk_size, out_dtype, return_states=False):
     pieces = []
     for start in range(0, length, chunk_size):
         stop = min(start + chunk_size, length)
         states, state = _scan_chunk(inp, state, start, stop)
-        pieces.append(_chunk_output(inp, states, start, stop).to(out_dtype))
+        pieces.append(states if return_states else _chunk_output(inp, states, start, stop).to(out_dtype))
     return torch.cat(pieces, dim=-1), state
 
 
-def _scan_inference(inp: _ChunkInputs, state, out, chunk_size):
+def _scan_inference(inp: _ChunkInputs, state, out, chunk_size, states_out=None):
     """The no-autograd path: same maths as ``_scan_chunk``/``_chunk_output`` but every step writes into three
-    reused chunk buffers (no allocation, stays in cache) and the output goes straight into ``out``."""
-    length = out.shape[-1]
+    reused chunk buffers (no allocation, stays in cache) and the output goes straight into ``out``.
+    With ``states_out`` (batch, K, D_k, N, L) the states are computed in place there and no output is formed."""
+    length = out.shape[-1] if states_out is None else states_out.shape[-1]
     lead = state.shape[:-1]  # (batch, K, D_k, N)
     dt_buf = state.new_empty((*lead[:-1], 1, chunk_size))
     decay_buf = state.new_empty((*lead, chunk_size))
     states_buf = state.new_empty((*lead, chunk_size))
     u_buf = state.new_empty((*lead[:-1], 1, chunk_size))  # u is read twice: copy its strided slice once
-    y_buf = None if out.dtype == state.dtype else state.new_empty((*lead[:-1], chunk_size))
+    y_buf = None if out is None or out.dtype == state.dtype else state.new_empty((*lead[:-1], chunk_size))
     log2e = 1.4426950408889634
     A2 = inp.A * log2e  # exp2 is ~1.8x cheaper than exp on CPU
     for start in range(0, length, chunk_size):
         stop = min(start + chunk_size, length)
         T = stop - start
         dt, decay, states, u = dt_buf[..., :T], decay_buf[..., :T], states_buf[..., :T], u_buf[..., :T]
+        if states_out is not None:
+            states = states_out[..., start:stop]
         u.copy_(inp.u[..., start:stop])
         delta = inp.delta[..., start:stop]
         if inp.bias is not None:
@@ -152,6 +155,8 @@ def _scan_inference(inp: _ChunkInputs, state, out, chunk_size):
                 torch.mul(dt * u, inp.B[..., start:stop], out=states)
             states.div_(decay).cumsum_(-1).add_(state).mul_(decay)
             state.copy_(states[..., -1:])
+        if states_out is not None:
+            continue
         # y accumulates in the compute dtype; written to ``out`` (u's dtype) once at the end of the chunk
         y = out[..., start:stop] if y_buf is None else y_buf[..., :T]
         if inp.d_state == 1:
@@ -168,9 +173,10 @@ def _scan_inference(inp: _ChunkInputs, state, out, chunk_size):
 
 
 def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                           return_last_state=False, chunk_size=None):
-    """Same contract and results as ``selective_scan_naive``; ``chunk_size`` overrides the automatic choice."""
-    shapes = check_inputs(u, delta, A, B, C, D, z, delta_bias)
+                           return_last_state=False, chunk_size=None, return_states=False):
+    """Same contract and results as ``selective_scan_naive`` (``return_states`` included); ``chunk_size``
+    overrides the automatic choice."""
+    shapes = check_inputs(u, delta, A, B, C, D, z, delta_bias, return_states=return_states)
     batch, channels, length, d_state, groups, _ = shapes
     dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
     if chunk_size is None:
@@ -180,6 +186,14 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
     tensors = (u, delta, A, B, C, D, z, delta_bias)
     inp = _ChunkInputs(*tensors, delta_softplus, shapes, dtype)
     state = u.new_zeros((batch, groups, channels // groups, d_state, 1), dtype=dtype)
+    if return_states:
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+            states, state = _scan_autograd(inp, state, length, chunk_size, u.dtype, return_states=True)
+        else:
+            states = u.new_empty((batch, groups, channels // groups, d_state, length), dtype=dtype)
+            _, state = _scan_inference(inp, state, None, chunk_size, states_out=states)
+        states = states.reshape(batch, channels, d_state, length)
+        return (states, state.view(batch, channels, d_state)) if return_last_state else states
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         out, state = _scan_autograd(inp, state, length, chunk_size, u.dtype)
     else:

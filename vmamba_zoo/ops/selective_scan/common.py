@@ -20,8 +20,16 @@ def compute_dtype(*tensors: Optional[torch.Tensor]) -> torch.dtype:
     return torch.float32
 
 
-def check_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None) -> ScanShapes:
-    """Validate the selective-scan contract and return the sizes; raises one ValueError naming the problem."""
+def check_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None, return_states=False) -> ScanShapes:
+    """Validate the selective-scan contract and return the sizes; raises one ValueError naming the problem.
+
+    ``return_states``: the caller wants the hidden states h_t themselves, which C, D and z never touch, so they
+    must be None (passing them would suggest they were applied)."""
+    if return_states:
+        given = [name for name, t in (('C', C), ('D', D), ('z', z)) if t is not None]
+        if given:
+            raise ValueError(f"selective_scan: return_states gives the hidden states before C, D and z apply; "
+                             f"pass {', '.join(given)}=None")
     if u.dim() != 3:
         raise ValueError(f"selective_scan: u must be (batch, K*D, L), got shape {tuple(u.shape)}")
     batch, channels, length = (int(size) for size in u.shape)  # plain ints even while tracing
@@ -43,7 +51,9 @@ def check_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None) -> ScanShap
     if tuple(B.shape) != expected:
         raise ValueError(f"selective_scan: B must be {expected} for u {tuple(u.shape)} and A {tuple(A.shape)}, "
                          f"got {tuple(B.shape)}")
-    if tuple(C.shape) != expected:
+    if C is None and not return_states:
+        raise ValueError('selective_scan: C is required (it may be None only with return_states=True)')
+    if C is not None and tuple(C.shape) != expected:
         raise ValueError(f"selective_scan: C must have B's shape {expected}, got {tuple(C.shape)}")
     if groups == 0 or channels % groups:
         raise ValueError(f"selective_scan: K*D={channels} channels do not split into K={groups} groups of B/C")

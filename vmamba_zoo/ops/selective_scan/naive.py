@@ -20,13 +20,14 @@ __all__ = ['selective_scan_naive']
 
 
 def selective_scan_naive(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                         return_last_state=False):
+                         return_last_state=False, return_states=False):
     """u, delta, z: (batch, K*D, L); A: (K*D, N); B, C: (batch, K, N, L) or (batch, N, L); D, delta_bias: (K*D,).
 
     Returns ``out`` (batch, K*D, L) in u's dtype, and with ``return_last_state`` also the final state
-    (batch, K*D, N) in the compute dtype.
+    (batch, K*D, N) in the compute dtype. ``return_states=True`` (C, D, z None) returns every hidden state h_t
+    instead of ``out``: (batch, K*D, N, L) in the compute dtype.
     """
-    shapes = check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    shapes = check_inputs(u, delta, A, B, C, D, z, delta_bias, return_states=return_states)
     batch, channels, length, d_state, groups, _ = shapes
     dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
     per_group = channels // groups
@@ -40,14 +41,20 @@ def selective_scan_naive(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
     dt = dt.view(batch, groups, per_group, 1, length)
     decay = torch.exp(dt * A.to(dtype).view(groups, per_group, d_state, 1))
     Bg = B.to(dtype).view(batch, groups, 1, d_state, length)
-    Cg = C.to(dtype).view(batch, groups, 1, d_state, length)
+    Cg = None if C is None else C.to(dtype).view(batch, groups, 1, d_state, length)
     drive = dt * Bg * u.to(dtype).view(batch, groups, per_group, 1, length)
 
     state = u.new_zeros((batch, groups, per_group, d_state), dtype=dtype)
-    ys = []
+    ys, states = [], []
     for t in range(length):
         state = decay[..., t] * state + drive[..., t]
-        ys.append((state * Cg[..., t]).sum(-1))
+        if return_states:
+            states.append(state)
+        else:
+            ys.append((state * Cg[..., t]).sum(-1))
+    if return_states:
+        states = torch.stack(states, dim=-1).view(batch, channels, d_state, length)
+        return (states, state.view(batch, channels, d_state)) if return_last_state else states
     y = torch.stack(ys, dim=-1).view(batch, channels, length)
     if D is not None:
         y = y + D.to(dtype)[:, None] * u.to(dtype)

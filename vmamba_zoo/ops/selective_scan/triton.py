@@ -1,4 +1,5 @@
-"""Selective scan in Triton: forward and backward kernels for CUDA tensors (same contract as ``naive.py``).
+"""Selective scan in Triton: forward and backward kernels for CUDA tensors (same contract as ``naive.py``), and
+the fused 2D-scan variant of the same kernels.
 
 Layout of the work: one program per (batch, block of ``BLOCK_D`` channels); it walks the sequence in chunks of
 ``BLOCK_L`` steps. Inside a chunk the recurrence ``h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t`` is an associative
@@ -14,10 +15,19 @@ each chunk on its own while walking the chunks in reverse:
   carried from the next chunk;
 * then ``d dt_t = sum_n g (e exp(dt A) A + B u)``, ``du = sum_n g dt B + D dy``, ``dA = sum_t g e exp(dt A) dt``,
   ``dB = sum_d g dt u``, ``dC = sum_d dy h``; channel- and batch-reductions (dA, dD, delta_bias, and dB/dC over
-  the channels of a group) go through fp32 atomics.
+  the channels of a group) go through per-block partial sums (or fp32 atomics) reduced on the host.
 
-Correctness is checked against ``naive.py`` by ``tests/ops/test_selective_scan_gpu.py`` (GPU) and, on CPU,
-under Triton's interpreter (``TRITON_INTERPRET=1``) by the same tests.
+Fused 2D scans (``FUSED``, used by ``vmamba_zoo.ops.scan2d``): the same kernels, but every sequence position is
+looked up in the scan strategy's order table, so u is read straight from the (B, D, H, W) map (gather on load),
+delta/B/C from per-direction maps in pixel order, and the output of the K directions is added into one fp32
+(B, D, H, W) map with atomics (scatter-add on store): the K re-ordered copies that ``scan()``/``merge()``
+materialise are never written. The backward reads the merged gradient the same way and scatter-adds du.
+Atomic adds make the fused results depend on the order of K fp32 additions (run-to-run differences of a few
+ulp); the plain path is bitwise deterministic.
+
+Correctness is checked against ``naive.py`` by ``tests/ops/test_selective_scan_triton.py`` and
+``tests/ops/test_scan2d_fused.py`` (GPU, ``-m gpu``) and, on CPU, under Triton's interpreter
+(``TRITON_INTERPRET=1``) by the same checks at small sizes.
 """
 import os
 
@@ -27,7 +37,7 @@ import triton.language as tl
 
 from .common import check_inputs
 
-__all__ = ['selective_scan_triton', 'triton_accepts']
+__all__ = ['selective_scan_triton', 'selective_scan_fused_triton', 'triton_accepts']
 
 _MAX_D_STATE = 256
 
@@ -39,13 +49,46 @@ def _combine(a1, b1, a2, b2):
 
 
 @triton.jit
-def _rows(batch_offset, offs_d, stride_d, ALIGNED: tl.constexpr):
-    """Row start offsets; ALIGNED tells the compiler they are multiples of 4 elements (16-byte vector loads)
-    when L is not a multiple of 16 (e.g. 196 or 49 at 224x224), which it cannot infer from the strides."""
-    rows = batch_offset + offs_d * stride_d
+def _rows(batch_offset, group, channel, stride_k, stride_d, ALIGNED: tl.constexpr):
+    """Row start offsets of (direction ``group``, channel) rows. In the plain layout stride_k = D * stride_d (one
+    (batch, K*D, L) tensor); a map shared by all directions (fused 2D scans) has stride_k = 0. ALIGNED tells the
+    compiler they are multiples of 4 elements (16-byte vector loads) when L is not a multiple of 16 (e.g. 196 or
+    49 at 224x224), which it cannot infer from the strides."""
+    rows = batch_offset + group * stride_k + channel * stride_d
     if ALIGNED:
         rows = tl.multiple_of(rows, 4)
     return rows
+
+
+@triton.jit
+def _positions(orders_ptr, offsets, steps, step_mask, row_mask, HW, FUSED: tl.constexpr, ONE_GROUP: tl.constexpr):
+    """Memory position of each (channel row, scan step) and the mask of those that touch memory.
+
+    Plain layout: the step itself. Fused 2D scans: the pixel the direction reads at that step, from the
+    strategy's (K, S) order table (``ScanIndex.orders``); pixel HW is the padding sentinel, whose step still
+    decays the state but reads zero and writes nothing, exactly as ``scan``/``merge`` treat it. ``step_mask``
+    (BLOCK_L,) marks the steps that exist, ``row_mask`` (BLOCK_D,) the channels; with ONE_GROUP the block's
+    channels share one order row, loaded once (offsets (1, BLOCK_L)).
+    """
+    mask = row_mask[:, None] & step_mask[None, :]
+    if FUSED:
+        if ONE_GROUP:
+            pos = tl.load(orders_ptr + offsets, mask=step_mask[None, :], other=HW)
+        else:
+            pos = tl.load(orders_ptr + offsets, mask=mask, other=HW)
+        return pos, mask & (pos < HW)
+    else:
+        return steps, mask
+
+
+@triton.jit
+def _order_rows(group, block_group, L, ONE_GROUP: tl.constexpr):
+    """Offsets of the order-table rows of a block's channels: one row for the whole block when all its channels
+    belong to one direction (one load of the orders per step instead of one per channel)."""
+    if ONE_GROUP:
+        return block_group * L
+    else:
+        return group[:, None] * L
 
 
 @triton.jit
@@ -59,11 +102,13 @@ def _dt_of(delta, bias, SOFTPLUS: tl.constexpr):
 @triton.jit
 def _fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, chunk_state_ptr, last_state_ptr,
-    L, KD, per_group, N, n_chunks,
-    s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl,
-    s_zb, s_zd, s_zl, s_ob, s_od, s_ol,
+    orders_ptr,
+    L, KD, per_group, N, n_chunks, HW,
+    s_ub, s_uk, s_ud, s_ul, s_db, s_dk, s_dd, s_dl, s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl,
+    s_zb, s_zk, s_zd, s_zl, s_ob, s_ok, s_od, s_ol,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, ALIGNED: tl.constexpr,
+    FUSED: tl.constexpr, ONE_GROUP: tl.constexpr,
 ):
     pid_b = tl.program_id(0)
     pid_d = tl.program_id(1)
@@ -73,6 +118,8 @@ def _fwd_kernel(
     mask_d = offs_d < KD
     mask_n = offs_n < N
     group = offs_d // per_group
+    channel = offs_d - group * per_group
+    order_rows = _order_rows(group, pid_d * BLOCK_D // per_group, L, ONE_GROUP)
 
     A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_d[:, None] & mask_n[None, :], other=0.0)
     bias = tl.zeros([BLOCK_D], dtype=tl.float32)
@@ -84,26 +131,28 @@ def _fwd_kernel(
 
     h = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
     state_rows = (pid_b * KD + offs_d) * n_chunks
-    u_row = u_ptr + _rows(pid_b * s_ub, offs_d, s_ud, ALIGNED)[:, None]
-    d_row = delta_ptr + _rows(pid_b * s_db, offs_d, s_dd, ALIGNED)[:, None]
-    z_row = z_ptr + _rows(pid_b * s_zb, offs_d, s_zd, ALIGNED)[:, None]
-    o_row = out_ptr + _rows(pid_b * s_ob, offs_d, s_od, ALIGNED)[:, None]
+    u_row = u_ptr + _rows(pid_b * s_ub, group, channel, s_uk, s_ud, ALIGNED)[:, None]
+    d_row = delta_ptr + _rows(pid_b * s_db, group, channel, s_dk, s_dd, ALIGNED)[:, None]
+    z_row = z_ptr + _rows(pid_b * s_zb, group, channel, s_zk, s_zd, ALIGNED)[:, None]
+    o_row = out_ptr + _rows(pid_b * s_ob, group, channel, s_ok, s_od, ALIGNED)[:, None]
+    b_row = B_ptr + pid_b * s_bb + group[:, None, None] * s_bg + offs_n[None, :, None] * s_bn
+    c_row = C_ptr + pid_b * s_cb + group[:, None, None] * s_cg + offs_n[None, :, None] * s_cn
     for chunk in range(0, n_chunks):
         # the state entering this chunk, for the backward's recomputation
         tl.store(chunk_state_ptr + (state_rows + chunk)[:, None] * N + offs_n[None, :], h,
                  mask=mask_d[:, None] & mask_n[None, :])
         l_idx = chunk * BLOCK_L + offs_l
         mask_l = l_idx < L
-        m2 = mask_d[:, None] & mask_l[None, :]
-        u = tl.load(u_row + l_idx[None, :] * s_ul, mask=m2, other=0.0).to(tl.float32)
-        delta = tl.load(d_row + l_idx[None, :] * s_dl, mask=m2, other=0.0).to(tl.float32)
+        pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, :], l_idx[None, :], mask_l, mask_d, HW, FUSED,
+                              ONE_GROUP)
+        io3 = io2[:, None, :] & mask_n[None, :, None]
+        u = tl.load(u_row + pos * s_ul, mask=io2, other=0.0).to(tl.float32)
+        delta = tl.load(d_row + pos * s_dl, mask=io2, other=0.0).to(tl.float32)
         dt = _dt_of(delta, bias[:, None], SOFTPLUS)
         m3 = mask_d[:, None, None] & mask_n[None, :, None] & mask_l[None, None, :]
-        bc_off = group[:, None, None] * s_bg + offs_n[None, :, None] * s_bn + l_idx[None, None, :] * s_bl
-        Bt = tl.load(B_ptr + pid_b * s_bb + bc_off, mask=m3, other=0.0).to(tl.float32)
-        cc_off = group[:, None, None] * s_cg + offs_n[None, :, None] * s_cn + l_idx[None, None, :] * s_cl
-        Ct = tl.load(C_ptr + pid_b * s_cb + cc_off, mask=m3, other=0.0).to(tl.float32)
-        # padded steps: decay 1, input 0, so the chunk's last column carries the last real state
+        Bt = tl.load(b_row + pos[:, None, :] * s_bl, mask=io3, other=0.0).to(tl.float32)
+        Ct = tl.load(c_row + pos[:, None, :] * s_cl, mask=io3, other=0.0).to(tl.float32)
+        # steps past L: decay 1, input 0, so the chunk's last column carries the last real state
         dA = tl.where(m3, tl.exp(dt[:, None, :] * A[:, :, None]), 1.0)
         dBu = (dt * u)[:, None, :] * Bt
         cum_a, hs = tl.associative_scan((dA, dBu), axis=2, combine_fn=_combine)
@@ -113,9 +162,13 @@ def _fwd_kernel(
         if HAS_D:
             y += Dv[:, None] * u
         if HAS_Z:
-            z = tl.load(z_row + l_idx[None, :] * s_zl, mask=m2, other=0.0).to(tl.float32)
+            z = tl.load(z_row + pos * s_zl, mask=io2, other=0.0).to(tl.float32)
             y = y * (z / (1.0 + tl.exp(-z)))
-        tl.store(o_row + l_idx[None, :] * s_ol, y.to(out_ptr.dtype.element_ty), mask=m2)
+        if FUSED:
+            # merge on store: the K directions add into one fp32 map (B, D, H, W) at the pixels they read
+            tl.atomic_add(o_row + pos * s_ol, y, mask=io2, sem='relaxed')
+        else:
+            tl.store(o_row + pos * s_ol, y.to(out_ptr.dtype.element_ty), mask=io2)
         h = tl.sum(tl.where(offs_l[None, None, :] == BLOCK_L - 1, states, 0.0), axis=2)
     tl.store(last_state_ptr + (pid_b * KD + offs_d)[:, None] * N + offs_n[None, :], h,
              mask=mask_d[:, None] & mask_n[None, :])
@@ -124,13 +177,14 @@ def _fwd_kernel(
 @triton.jit
 def _bwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, chunk_state_ptr,
-    du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr,
-    L, KD, per_group, N, n_chunks, n_groups, n_dblocks,
-    s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl,
-    s_zb, s_zd, s_zl, s_gb, s_gd, s_gl,
+    du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr, orders_ptr,
+    L, KD, per_group, N, n_chunks, n_groups, n_dblocks, HW,
+    s_ub, s_uk, s_ud, s_ul, s_db, s_dk, s_dd, s_dl, s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl,
+    s_zb, s_zk, s_zd, s_zl, s_gb, s_gk, s_gd, s_gl,
+    s_dub, s_duk, s_dud, s_dul, s_ddb, s_ddk, s_ddd, s_ddl,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, ONE_GROUP: tl.constexpr,
-    ALIGNED: tl.constexpr,
+    ALIGNED: tl.constexpr, FUSED: tl.constexpr,
 ):
     pid_b = tl.program_id(0)
     pid_d = tl.program_id(1)
@@ -141,6 +195,9 @@ def _bwd_kernel(
     mask_n = offs_n < N
     mask_dn = mask_d[:, None] & mask_n[None, :]
     group = offs_d // per_group
+    channel = offs_d - group * per_group
+    block_group = (pid_d * BLOCK_D) // per_group  # the one group of the block when ONE_GROUP
+    order_rows = _order_rows(group, block_group, L, ONE_GROUP)
 
     A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0)
     bias = tl.zeros([BLOCK_D], dtype=tl.float32)
@@ -155,13 +212,13 @@ def _bwd_kernel(
     dD_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
     dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
     state_rows = (pid_b * KD + offs_d) * n_chunks
-    u_offsets = _rows(pid_b * s_ub, offs_d, s_ud, ALIGNED)[:, None]  # du shares u's strides, ddelta delta's
-    d_offsets = _rows(pid_b * s_db, offs_d, s_dd, ALIGNED)[:, None]
-    z_offsets = _rows(pid_b * s_zb, offs_d, s_zd, ALIGNED)[:, None]
-    u_row, du_row = u_ptr + u_offsets, du_ptr + u_offsets
-    d_row, dd_row = delta_ptr + d_offsets, ddelta_ptr + d_offsets
+    u_row = u_ptr + _rows(pid_b * s_ub, group, channel, s_uk, s_ud, ALIGNED)[:, None]
+    d_row = delta_ptr + _rows(pid_b * s_db, group, channel, s_dk, s_dd, ALIGNED)[:, None]
+    z_offsets = _rows(pid_b * s_zb, group, channel, s_zk, s_zd, ALIGNED)[:, None]  # dz shares z's strides
     z_row, dz_row = z_ptr + z_offsets, dz_ptr + z_offsets
-    g_row = dout_ptr + _rows(pid_b * s_gb, offs_d, s_gd, ALIGNED)[:, None]
+    g_row = dout_ptr + _rows(pid_b * s_gb, group, channel, s_gk, s_gd, ALIGNED)[:, None]
+    du_row = du_ptr + _rows(pid_b * s_dub, group, channel, s_duk, s_dud, ALIGNED)[:, None]
+    dd_row = ddelta_ptr + _rows(pid_b * s_ddb, group, channel, s_ddk, s_ddd, ALIGNED)[:, None]
     b_row = B_ptr + pid_b * s_bb + group[:, None, None] * s_bg + offs_n[None, :, None] * s_bn
     c_row = C_ptr + pid_b * s_cb + group[:, None, None] * s_cg + offs_n[None, :, None] * s_cn
     for rev in range(0, n_chunks):
@@ -170,12 +227,15 @@ def _bwd_kernel(
         mask_l = l_idx < L
         m2 = mask_d[:, None] & mask_l[None, :]
         m3 = mask_d[:, None, None] & mask_n[None, :, None] & mask_l[None, None, :]
+        pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, :], l_idx[None, :], mask_l, mask_d, HW, FUSED,
+                              ONE_GROUP)
+        io3 = io2[:, None, :] & mask_n[None, :, None]
 
-        u = tl.load(u_row + l_idx[None, :] * s_ul, mask=m2, other=0.0).to(tl.float32)
-        delta = tl.load(d_row + l_idx[None, :] * s_dl, mask=m2, other=0.0).to(tl.float32)
+        u = tl.load(u_row + pos * s_ul, mask=io2, other=0.0).to(tl.float32)
+        delta = tl.load(d_row + pos * s_dl, mask=io2, other=0.0).to(tl.float32)
         dt = _dt_of(delta, bias[:, None], SOFTPLUS)
-        Bt = tl.load(b_row + l_idx[None, None, :] * s_bl, mask=m3, other=0.0).to(tl.float32)
-        Ct = tl.load(c_row + l_idx[None, None, :] * s_cl, mask=m3, other=0.0).to(tl.float32)
+        Bt = tl.load(b_row + pos[:, None, :] * s_bl, mask=io3, other=0.0).to(tl.float32)
+        Ct = tl.load(c_row + pos[:, None, :] * s_cl, mask=io3, other=0.0).to(tl.float32)
         dA = tl.where(m3, tl.exp(dt[:, None, :] * A[:, :, None]), 1.0)
         dBu = (dt * u)[:, None, :] * Bt
 
@@ -183,36 +243,40 @@ def _bwd_kernel(
         h0 = tl.load(chunk_state_ptr + (state_rows + chunk)[:, None] * N + offs_n[None, :], mask=mask_dn,
                      other=0.0)
         lp = l_idx - 1
-        mp2 = mask_d[:, None] & (mask_l & (offs_l > 0))[None, :]
         mp3 = mask_d[:, None, None] & mask_n[None, :, None] & (mask_l & (offs_l > 0))[None, None, :]
-        u_p = tl.load(u_row + lp[None, :] * s_ul, mask=mp2, other=0.0).to(tl.float32)
-        dt_p = _dt_of(tl.load(d_row + lp[None, :] * s_dl, mask=mp2, other=0.0).to(tl.float32), bias[:, None],
+        pos_p, iop2 = _positions(orders_ptr, order_rows + lp[None, :], lp[None, :], mask_l & (offs_l > 0), mask_d,
+                                 HW, FUSED, ONE_GROUP)
+        u_p = tl.load(u_row + pos_p * s_ul, mask=iop2, other=0.0).to(tl.float32)
+        dt_p = _dt_of(tl.load(d_row + pos_p * s_dl, mask=iop2, other=0.0).to(tl.float32), bias[:, None],
                       SOFTPLUS)
-        B_p = tl.load(b_row + lp[None, None, :] * s_bl, mask=mp3, other=0.0).to(tl.float32)
+        B_p = tl.load(b_row + pos_p[:, None, :] * s_bl, mask=iop2[:, None, :] & mask_n[None, :, None],
+                      other=0.0).to(tl.float32)
         first = offs_l[None, None, :] == 0
         a_p = tl.where(first, 0.0, tl.where(mp3, tl.exp(dt_p[:, None, :] * A[:, :, None]), 1.0))
         b_p = tl.where(first, h0[:, :, None], (dt_p * u_p)[:, None, :] * B_p)
         _, e = tl.associative_scan((a_p, b_p), axis=2, combine_fn=_combine)
         states = dA * e + dBu
 
-        dout = tl.load(g_row + l_idx[None, :] * s_gl, mask=m2, other=0.0).to(tl.float32)
+        # fused: the merged map's gradient, read at the pixel each direction wrote (gather on load)
+        dout = tl.load(g_row + pos * s_gl, mask=io2, other=0.0).to(tl.float32)
         y = tl.sum(states * Ct, axis=1)
         if HAS_D:
             y += Dv[:, None] * u
         if HAS_Z:
-            z = tl.load(z_row + l_idx[None, :] * s_zl, mask=m2, other=0.0).to(tl.float32)
+            z = tl.load(z_row + pos * s_zl, mask=io2, other=0.0).to(tl.float32)
             sig = 1.0 / (1.0 + tl.exp(-z))
             dz = dout * y * sig * (1.0 + z * (1.0 - sig))
-            tl.store(dz_row + l_idx[None, :] * s_zl, dz.to(dz_ptr.dtype.element_ty), mask=m2)
+            tl.store(dz_row + pos * s_zl, dz.to(dz_ptr.dtype.element_ty), mask=io2)
             dy = dout * z * sig
         else:
             dy = dout
 
         # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}; pairs (a_{t+1}, C_t dy_t) scanned in reverse
         ln = l_idx + 1
-        mn2 = mask_d[:, None] & (ln < L)[None, :]
         mn3 = mask_d[:, None, None] & mask_n[None, :, None] & (ln < L)[None, None, :]
-        dt_n = _dt_of(tl.load(d_row + ln[None, :] * s_dl, mask=mn2, other=0.0).to(tl.float32), bias[:, None],
+        pos_n, ion2 = _positions(orders_ptr, order_rows + ln[None, :], ln[None, :], ln < L, mask_d, HW, FUSED,
+                                 ONE_GROUP)
+        dt_n = _dt_of(tl.load(d_row + pos_n * s_dl, mask=ion2, other=0.0).to(tl.float32), bias[:, None],
                       SOFTPLUS)
         a_n = tl.where(mn3, tl.exp(dt_n[:, None, :] * A[:, :, None]), 0.0)
         c_dy = Ct * dy[:, None, :]
@@ -234,26 +298,36 @@ def _bwd_kernel(
             ddelta = tl.where(pre > 20.0, ddt, ddt / (1.0 + tl.exp(-pre)))
         else:
             ddelta = ddt
+        # padding steps (fused) still pass their gradient to delta_bias, as they do through scan()
         ddelta = tl.where(m2, ddelta, 0.0)
         dbias_acc += tl.sum(ddelta, axis=1)
-        tl.store(du_row + l_idx[None, :] * s_ul, du.to(du_ptr.dtype.element_ty), mask=m2)
-        tl.store(dd_row + l_idx[None, :] * s_dl, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m2)
+        if FUSED:
+            # x is shared by the K directions: scatter-add its gradient into one fp32 map
+            tl.atomic_add(du_row + pos * s_dul, du, mask=io2, sem='relaxed')
+        else:
+            tl.store(du_row + pos * s_dul, du.to(du_ptr.dtype.element_ty), mask=io2)
+        tl.store(dd_row + pos * s_ddl, ddelta.to(ddelta_ptr.dtype.element_ty), mask=io2)
         # dB, dC sum over the channels of a group
         dB_c = g * (dt * u)[:, None, :]
         dC_c = states * dy[:, None, :]
         if ONE_GROUP:
             # every channel of the block shares one B/C group: reduce over the block and write this block's
-            # partial sums to its own slot (batch, channel block, N, L); the host sums the slots of a group.
+            # partial sums to its own slot (batch, channel block, N, positions); the host sums a group's slots.
             # No atomics: with 12-24 blocks per group they serialised and dominated short sequences.
-            part = (pid_b * n_dblocks + pid_d) * N * L + offs_n[:, None] * L + l_idx[None, :]
-            m_nl = mask_n[:, None] & mask_l[None, :]
+            if FUSED:
+                pos_1 = tl.load(orders_ptr + block_group * L + l_idx, mask=mask_l, other=HW)
+                io_1 = mask_l & (pos_1 < HW)
+            else:
+                pos_1, io_1 = l_idx, mask_l
+            part = (pid_b * n_dblocks + pid_d) * N * HW + offs_n[:, None] * HW + pos_1[None, :]
+            m_nl = mask_n[:, None] & io_1[None, :]
             tl.store(dB_ptr + part, tl.sum(dB_c, axis=0), mask=m_nl)
             tl.store(dC_ptr + part, tl.sum(dC_c, axis=0), mask=m_nl)
         else:
-            bc_out = (pid_b * n_groups + group[:, None, None]) * N * L + offs_n[None, :, None] * L \
-                + l_idx[None, None, :]
-            tl.atomic_add(dB_ptr + bc_out, dB_c, mask=m3)
-            tl.atomic_add(dC_ptr + bc_out, dC_c, mask=m3)
+            bc_out = (pid_b * n_groups + group[:, None, None]) * N * HW + offs_n[None, :, None] * HW \
+                + pos[:, None, :]
+            tl.atomic_add(dB_ptr + bc_out, dB_c, mask=io3)
+            tl.atomic_add(dC_ptr + bc_out, dC_c, mask=io3)
         g_next = tl.sum(tl.where(offs_l[None, None, :] == 0, g, 0.0), axis=2)
 
     # per-batch partial sums, reduced over the batch on the host (atomics from 128 batch programs per address
@@ -265,18 +339,17 @@ def _bwd_kernel(
         tl.store(dbias_ptr + pid_b * KD + offs_d, dbias_acc, mask=mask_d)
 
 
-def _launch_config(d_state: int, length: int, per_group: int):
+def _launch_config(d_state: int, length: int):
     """(BLOCK_N, BLOCK_L, forward (BLOCK_D, warps), backward (BLOCK_D, warps)); the backward holds ~10 tiles
-    live, so its tiles are smaller. Tuned on an H100 with tools/bench_gpu.py; VMAMBA_ZOO_TRITON_BLOCKS=
-    "BL,BDf,Wf,BDb,Wb" overrides it (for tuning)."""
+    live, so its tiles are smaller. VMAMBA_ZOO_TRITON_BLOCKS="BL,BDf,Wf,BDb,Wb" overrides it (for tuning)."""
     block_n = triton.next_power_of_2(max(d_state, 1))
     override = os.environ.get('VMAMBA_ZOO_TRITON_BLOCKS')
     if override:
         bl, bdf, wf, bdb, wb = (int(v) for v in override.split(','))
         return block_n, bl, (bdf, wf), (bdb, wb)
-    # measured on an H100 at VMamba-T's stage shapes (batch 128, N=1; tools/bench_gpu.py sweep): 64-step chunks
-    # for long sequences, 32 for short ones; ~2K-element forward tiles and ~1K-element backward tiles
-    # (one chunk when L <= 64: the backward's per-chunk dependency chain, not bandwidth, bounds short sequences)
+    # 64-step chunks for long sequences, 32 for short ones; ~2K-element forward tiles and ~1K-element backward
+    # tiles (one chunk when L <= 64: the backward's per-chunk dependency chain, not bandwidth, bounds short
+    # sequences). Chosen by the commit that added the kernels; measured on an H200 in model_cards/gpu_kernels.md.
     block_l = max(16, triton.next_power_of_2(length)) if length <= 64 else (64 if length > 256 else 32)
     fwd_d = max(1, min(32, 2048 // (block_n * block_l)))
     bwd_d = max(1, min(32, 1024 // (block_n * block_l)))
@@ -287,6 +360,79 @@ def triton_accepts(u, delta, A, B, C) -> bool:
     return u.is_cuda and A.shape[1] <= _MAX_D_STATE and u.dtype in (torch.float32, torch.float16, torch.bfloat16)
 
 
+def _strides4(t, per_group):
+    """(batch, direction, channel, position) strides of a (batch, K*D, L) tensor."""
+    return t.stride(0), per_group * t.stride(1), t.stride(1), t.stride(2)
+
+
+class _Launch:
+    """Everything the two kernels need besides the tensors: sizes, per-tensor strides and meta-parameters.
+
+    Strides are (batch, direction, channel, position) for every (K*D)-channel tensor; a tensor shared by the K
+    directions (the fused path's map, its gradient) has direction stride 0. ``orders`` is the strategy's (K, S)
+    order table in fused mode and None otherwise; ``positions`` is H*W (fused) or L.
+    """
+
+    def __init__(self, batch, channels, length, d_state, groups, orders, positions):
+        self.batch, self.channels, self.length, self.d_state, self.groups = batch, channels, length, d_state, groups
+        self.per_group = channels // groups
+        # int32 positions: half the bytes of the per-step order loads (tables have K * S < 2^31 entries)
+        self.orders = None if orders is None else orders.to(torch.int32).contiguous()
+        self.positions = positions
+        self.fused = orders is not None
+        self.block_n, self.block_l, self.fwd_cfg, self.bwd_cfg = _launch_config(d_state, length)
+        self.n_chunks = max(triton.cdiv(length, self.block_l), 1)
+
+    def forward(self, u, su, delta, sd, A32, B, C, D, z, sz, delta_bias, softplus, out, so):
+        block_d, warps = self.fwd_cfg
+        chunk_states = u.new_empty((self.batch, self.channels, self.n_chunks, self.d_state), dtype=torch.float32)
+        last_state = u.new_empty((self.batch, self.channels, self.d_state), dtype=torch.float32)
+        grid = (self.batch, triton.cdiv(self.channels, block_d))
+        _fwd_kernel[grid](
+            u, delta, A32, B, C, D if D is not None else A32, z if z is not None else u,
+            delta_bias if delta_bias is not None else A32, out, chunk_states, last_state,
+            self.orders if self.fused else A32,
+            self.length, self.channels, self.per_group, self.d_state, self.n_chunks, self.positions,
+            *su, *sd, *B.stride(), *C.stride(), *(sz if z is not None else su), *so,
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
+            BLOCK_D=block_d, BLOCK_N=self.block_n, BLOCK_L=self.block_l, num_warps=warps,
+            ALIGNED=not self.fused and _aligned(u, delta, out, *([z] if z is not None else [])), FUSED=self.fused,
+            ONE_GROUP=self.per_group % block_d == 0,
+        )
+        return chunk_states, last_state
+
+    def backward(self, u, su, delta, sd, A32, B, C, D, z, sz, delta_bias, softplus, chunk_states, dout, sg,
+                 du, sdu, ddelta, sdd, dz):
+        """Fills du, ddelta (and dz); returns dA, dB, dC, dD, dbias reduced to the inputs' shapes (fp32)."""
+        block_d, warps = self.bwd_cfg
+        batch, channels, d_state, groups = self.batch, self.channels, self.d_state, self.groups
+        dA = u.new_empty((batch, channels, d_state), dtype=torch.float32)
+        n_dblocks = triton.cdiv(channels, block_d)
+        one_group = self.per_group % block_d == 0
+        bc_rows = n_dblocks if one_group else groups  # per-block partial sums, or atomically summed groups
+        dB = torch.zeros((batch, bc_rows, d_state, self.positions), device=u.device, dtype=torch.float32)
+        dC = torch.zeros_like(dB)
+        dD = u.new_empty((batch, channels), dtype=torch.float32) if D is not None else None
+        dbias = u.new_empty((batch, channels), dtype=torch.float32) if delta_bias is not None else None
+        grid = (batch, n_dblocks)
+        _bwd_kernel[grid](
+            u, delta, A32, B, C, D if D is not None else A32, z if z is not None else u,
+            delta_bias if delta_bias is not None else A32, dout, chunk_states,
+            du, ddelta, dA, dB, dC, dD if dD is not None else dA, dz if dz is not None else du,
+            dbias if dbias is not None else dA, self.orders if self.fused else A32,
+            self.length, channels, self.per_group, d_state, self.n_chunks, groups, n_dblocks, self.positions,
+            *su, *sd, *B.stride(), *C.stride(), *(sz if z is not None else su), *sg, *sdu, *sdd,
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
+            BLOCK_D=block_d, BLOCK_N=self.block_n, BLOCK_L=self.block_l, ONE_GROUP=one_group, num_warps=warps,
+            ALIGNED=not self.fused and _aligned(u, delta, dout, du, ddelta, *([z] if z is not None else [])),
+            FUSED=self.fused,
+        )
+        if one_group:
+            dB = dB.view(batch, groups, n_dblocks // groups, d_state, self.positions).sum(2)
+            dC = dC.view(batch, groups, n_dblocks // groups, d_state, self.positions).sum(2)
+        return (dA.sum(0), dB, dC, None if dD is None else dD.sum(0), None if dbias is None else dbias.sum(0))
+
+
 class _SelectiveScanTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
@@ -295,67 +441,37 @@ class _SelectiveScanTriton(torch.autograd.Function):
         if not grouped:
             B, C = B.unsqueeze(1), C.unsqueeze(1)
         A32 = A.float().contiguous()
-        block_n, block_l, (block_d, warps), bwd_cfg = _launch_config(d_state, length, channels // groups)
-        n_chunks = max(triton.cdiv(length, block_l), 1)
+        launch = _Launch(batch, channels, length, d_state, groups, None, length)
+        per_group = launch.per_group
         out = torch.empty_like(u)
-        chunk_states = u.new_empty((batch, channels, n_chunks, d_state), dtype=torch.float32)
-        last_state = u.new_empty((batch, channels, d_state), dtype=torch.float32)
-        zz = z if z is not None else u
-        grid = (batch, triton.cdiv(channels, block_d))
-        _fwd_kernel[grid](
-            u, delta, A32, B, C, D if D is not None else A32, zz, delta_bias if delta_bias is not None else A32,
-            out, chunk_states, last_state,
-            length, channels, channels // groups, d_state, n_chunks,
-            *u.stride(), *delta.stride(), *B.stride(), *C.stride(), *zz.stride(), *out.stride(),
-            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=bool(delta_softplus), BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, num_warps=warps,
-            ALIGNED=_aligned(u, delta, zz, out),
-        )
+        chunk_states, last_state = launch.forward(
+            u, _strides4(u, per_group), delta, _strides4(delta, per_group), A32, B, C, D,
+            z, None if z is None else _strides4(z, per_group), delta_bias, bool(delta_softplus),
+            out, _strides4(out, per_group))
         ctx.save_for_backward(u, delta, A32, B, C, D, z, delta_bias, chunk_states)
-        ctx.meta = (shapes, bool(delta_softplus), A.dtype, (block_n, block_l, bwd_cfg), n_chunks)
+        ctx.meta = (launch, grouped, bool(delta_softplus), A.dtype)
         ctx.mark_non_differentiable(last_state)
         return out, last_state
 
     @staticmethod
     def backward(ctx, dout, _dlast_state):
         u, delta, A32, B, C, D, z, delta_bias, chunk_states = ctx.saved_tensors
-        shapes, softplus, A_dtype, (block_n, block_l, (block_d, warps)), n_chunks = ctx.meta
-        batch, channels, length, d_state, groups, grouped = shapes
+        launch, grouped, softplus, A_dtype = ctx.meta
+        per_group = launch.per_group
         dout = dout.contiguous()
         du = torch.empty_like(u)
         ddelta = torch.empty_like(delta)
         dz = torch.empty_like(z) if z is not None else None
-        dA = u.new_empty((batch, channels, d_state), dtype=torch.float32)
-        n_dblocks = triton.cdiv(channels, block_d)
-        one_group = (channels // groups) % block_d == 0
-        bc_rows = n_dblocks if one_group else groups  # per-block partial sums, or atomically summed groups
-        dB = torch.zeros((batch, bc_rows, d_state, length), device=u.device, dtype=torch.float32)
-        dC = torch.zeros_like(dB)
-        dD = u.new_empty((batch, channels), dtype=torch.float32) if D is not None else None
-        dbias = u.new_empty((batch, channels), dtype=torch.float32) if delta_bias is not None else None
-        zz = z if z is not None else u
-        grid = (batch, triton.cdiv(channels, block_d))
-        _bwd_kernel[grid](
-            u, delta, A32, B, C, D if D is not None else A32, zz, delta_bias if delta_bias is not None else A32,
-            dout, chunk_states,
-            du, ddelta, dA, dB, dC, dD if dD is not None else dA, dz if dz is not None else du,
-            dbias if dbias is not None else dA,
-            length, channels, channels // groups, d_state, n_chunks, groups, n_dblocks,
-            *u.stride(), *delta.stride(), *B.stride(), *C.stride(), *zz.stride(), *dout.stride(),
-            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=softplus, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l,
-            ONE_GROUP=one_group, num_warps=warps,
-            ALIGNED=_aligned(u, delta, zz, dout),
-        )
-        if one_group:
-            dB = dB.view(batch, groups, n_dblocks // groups, d_state, length).sum(2)
-            dC = dC.view(batch, groups, n_dblocks // groups, d_state, length).sum(2)
+        sz = None if z is None else _strides4(z, per_group)
+        dA, dB, dC, dD, dbias = launch.backward(
+            u, _strides4(u, per_group), delta, _strides4(delta, per_group), A32, B, C, D, z, sz, delta_bias,
+            softplus, chunk_states, dout, _strides4(dout, per_group), du, _strides4(du, per_group),
+            ddelta, _strides4(ddelta, per_group), dz)
         dB, dC = dB.to(B.dtype), dC.to(C.dtype)
         if not grouped:
             dB, dC = dB.squeeze(1), dC.squeeze(1)
-        return (du, ddelta, dA.sum(0).to(A_dtype), dB, dC,
-                None if dD is None else dD.sum(0).to(D.dtype), dz,
-                None if dbias is None else dbias.sum(0).to(delta_bias.dtype), None)
+        return (du, ddelta, dA.to(A_dtype), dB, dC, None if dD is None else dD.to(D.dtype), dz,
+                None if dbias is None else dbias.to(delta_bias.dtype), None)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -379,6 +495,64 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     B, C = _dense_last(B), _dense_last(C)
     out, last_state = _SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return (out, last_state) if return_last_state else out
+
+
+class _SelectiveScanFusedTriton(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, delta, A, B, C, D, delta_bias, delta_softplus, orders, complete):
+        batch, dim, H, W = x.shape
+        K, S = orders.shape
+        HW = H * W
+        d_state = A.shape[1]
+        xf = x.reshape(batch, dim, HW)  # a view for contiguous and channels-last maps alike
+        A32 = A.float().contiguous()
+        launch = _Launch(batch, K * dim, S, d_state, K, orders, HW)
+        # fp32 accumulator for the K directions, channels-last (pixel rows of D contiguous channels)
+        out = torch.zeros((batch, HW, dim), device=x.device, dtype=torch.float32)
+        shared = lambda t: (t.stride(0), 0, t.stride(1), t.stride(2))  # noqa: E731  one map for all K
+        chunk_states, _ = launch.forward(
+            xf, shared(xf), delta, _strides_kd(delta), A32, B, C, D, None, None, delta_bias, bool(delta_softplus),
+            out, (HW * dim, 0, 1, dim))
+        ctx.save_for_backward(xf, delta, A32, B, C, D, delta_bias, chunk_states)
+        ctx.meta = (launch, bool(delta_softplus), A.dtype, complete, x.shape, x.dtype)
+        return out.view(batch, H, W, dim).permute(0, 3, 1, 2).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy):
+        xf, delta, A32, B, C, D, delta_bias, chunk_states = ctx.saved_tensors
+        launch, softplus, A_dtype, complete, x_shape, x_dtype = ctx.meta
+        batch, dim, H, W = x_shape
+        HW = H * W
+        dyf = dy.reshape(batch, dim, HW)
+        dx = torch.zeros((batch, HW, dim), device=xf.device, dtype=torch.float32)
+        # every direction writes each pixel it reads once; pixels a direction never reads keep a zero gradient
+        ddelta = torch.empty_like(delta) if complete else torch.zeros_like(delta)
+        shared = lambda t: (t.stride(0), 0, t.stride(1), t.stride(2))  # noqa: E731
+        dA, dB, dC, dD, dbias = launch.backward(
+            xf, shared(xf), delta, _strides_kd(delta), A32, B, C, D, None, None, delta_bias, softplus,
+            chunk_states, dyf, shared(dyf), dx, (HW * dim, 0, 1, dim), ddelta, _strides_kd(ddelta), None)
+        dx = dx.view(batch, H, W, dim).permute(0, 3, 1, 2).to(x_dtype)
+        return (dx, ddelta, dA.to(A_dtype), dB.to(B.dtype), dC.to(C.dtype),
+                None if dD is None else dD.to(D.dtype), None if dbias is None else dbias.to(delta_bias.dtype),
+                None, None, None)
+
+
+def _strides_kd(t):
+    """(batch, direction, channel, position) strides of a (batch, K, D, positions) tensor."""
+    return tuple(t.stride())
+
+
+def selective_scan_fused_triton(x, delta, A, B, C, index, D=None, delta_bias=None, delta_softplus=False):
+    """``merge(selective_scan(scan(x), scan_k(delta), A, scan_k(B), scan_k(C), D, delta_bias), (H, W))`` in one
+    forward and one backward kernel, for CUDA tensors; ``scan_k`` reads direction k's map in direction k's order.
+
+    x: (B, D, H, W) map shared by the K directions (channels-last memory is the fast case: each gathered pixel
+    is D contiguous channels); delta: (B, K, D, H*W) and B, C: (B, K, N, H*W), per direction in pixel order (any
+    strides); A: (K*D, N); D, delta_bias: (K*D,); index: the strategy's ``ScanIndex`` on x's device.
+    Returns (B, D, H, W) in x's dtype (summed over the K directions in fp32).
+    """
+    return _SelectiveScanFusedTriton.apply(x, delta, A, B, C, D, delta_bias, delta_softplus, index.orders,
+                                           index.complete)
 
 
 def _aligned(*tensors) -> bool:

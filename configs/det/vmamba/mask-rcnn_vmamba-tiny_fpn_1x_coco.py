@@ -1,0 +1,15 @@
+# Target: Mask R-CNN 1x, COCO val2017 box AP 47.3 / mask AP 42.7 (VMamba-T[s1l8], 50M, 271G).
+# Official config: MzeroMiko/VMamba detection/configs/vssm1/mask_rcnn_vssm_fpn_coco_tiny.py
+# Result: MzeroMiko/VMamba assets/performance.md
+# Weights: `zoo:vmamba_tiny` = <weights dir>/vmamba_tiny.{safetensors,pth} (VMAMBA_ZOO_WEIGHTS or
+# ~/.cache/vmamba_zoo;
+# the official ImageNet file as released, or tools/convert.py output).
+_base_ = ['../_base_/mask-rcnn_fpn_1x_coco.py']
+
+model = dict(
+    backbone=dict(
+        type='VMambaBackbone',
+        model_name='vmamba_tiny',
+        drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained', checkpoint='zoo:vmamba_tiny')),
+    neck=dict(in_channels=[96, 192, 384, 768]))

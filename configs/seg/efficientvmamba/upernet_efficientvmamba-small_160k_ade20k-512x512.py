@@ -1,0 +1,17 @@
+# UperNet 160k with efficientvmamba_small, on the VMamba / Swin recipe. TerryPei/EfficientVMamba publishes no COCO
+# / ADE20K result in its repository (README, logs); the paper's tables were not checked here, so no target number
+# is claimed.
+
+# Weights: `zoo:efficientvmamba_small` = <weights dir>/efficientvmamba_small.{safetensors,pth} (VMAMBA_ZOO_WEIGHTS
+# or ~/.cache/vmamba_zoo;
+# the official ImageNet file as released, or tools/convert.py output).
+_base_ = ['../_base_/upernet_160k_ade20k-512x512.py']
+
+model = dict(
+    backbone=dict(
+        type='EfficientVMambaBackbone',
+        model_name='efficientvmamba_small',
+        drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained', checkpoint='zoo:efficientvmamba_small')),
+    decode_head=dict(in_channels=[64, 128, 256, 512]),
+    auxiliary_head=dict(in_channels=256))

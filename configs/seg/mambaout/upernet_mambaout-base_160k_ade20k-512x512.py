@@ -1,0 +1,17 @@
+# UperNet 160k with mambaout_base, on the VMamba / Swin recipe. yuweihao/MambaOut has no detection / segmentation
+# code or result in its repository; the paper's Mask R-CNN / UperNet tables were not checked here, so no target
+# number is claimed. Drop path: the ImageNet training value of the variant (scripts/train_mambaout_*.sh).
+
+# Weights: `zoo:mambaout_base` = <weights dir>/mambaout_base.{safetensors,pth} (VMAMBA_ZOO_WEIGHTS or
+# ~/.cache/vmamba_zoo;
+# the official ImageNet file as released, or tools/convert.py output).
+_base_ = ['../_base_/upernet_160k_ade20k-512x512.py']
+
+model = dict(
+    backbone=dict(
+        type='MambaOutBackbone',
+        model_name='mambaout_base',
+        drop_path_rate=0.6,
+        init_cfg=dict(type='Pretrained', checkpoint='zoo:mambaout_base')),
+    decode_head=dict(in_channels=[128, 256, 512, 768]),
+    auxiliary_head=dict(in_channels=512))

@@ -1,0 +1,17 @@
+# Target: UperNet 160k, ADE20K val mIoU 45.1 (SS) / 45.4 (MS) (42M, 875G) (YuHengsss/MSVMamba README (master);
+# official configs: segmentation/configs/ms_vssm/upernet_ms_vssm_4xb4-160k_ade20k-512x512_micro.py).
+# Drop path: the ImageNet value of the variant; the official downstream config was not checked here (the numbers
+# are from the README).
+
+# Weights: `zoo:msvmamba_micro` = <weights dir>/msvmamba_micro.{safetensors,pth} (VMAMBA_ZOO_WEIGHTS or
+# ~/.cache/vmamba_zoo).
+_base_ = ['../_base_/upernet_160k_ade20k-512x512.py']
+
+model = dict(
+    backbone=dict(
+        type='MSVMambaBackbone',
+        model_name='msvmamba_micro',
+        drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained', checkpoint='zoo:msvmamba_micro')),
+    decode_head=dict(in_channels=[64, 128, 256, 512]),
+    auxiliary_head=dict(in_channels=256))

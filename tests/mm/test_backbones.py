@@ -1,0 +1,206 @@
+"""vmamba_zoo.mm: one registered backbone per family, the feature tuple, freezing, checkpoints, layer decay."""
+import subprocess
+import sys
+
+import pytest
+import timm
+import torch
+
+import vmamba_zoo
+
+# the cheapest model of each family; a family missing here uses its first model
+SMALLEST = {
+    'vmamba': ('vmamba_tiny', dict(depths=(1, 1, 1, 1), dims=16)),
+    'vim': ('vim_tiny_patch16_224', dict(depth=4, embed_dim=32)),
+    'plainmamba': ('plainmamba_l1', dict(depth=4, embed_dim=32)),
+    'efficientvmamba': ('efficientvmamba_tiny', dict(depths=(1, 1, 1, 1), dims=16)),
+    'mambaout': ('mambaout_femto', dict(depths=(1, 1, 1, 1), dims=(16, 32, 48, 64))),
+    'msvmamba': ('msvmamba_nano', dict(depths=(1, 1, 1, 1))),
+    'spatialmamba': ('spatialmamba_tiny', dict(depths=(1, 1, 1, 1))),
+    'vssd': ('vssd_micro', dict(depths=(1, 1, 1, 1))),
+}
+
+
+def _families():
+    from vmamba_zoo.mm import family_of
+    return sorted({family_of(name) for name in vmamba_zoo.list_models()})
+
+
+def _build(family, **kwargs):
+    from vmamba_zoo.mm import FAMILY_BACKBONES, family_of
+    name, model_kwargs = SMALLEST.get(family) or (
+        next(n for n in vmamba_zoo.list_models() if family_of(n) == family), {})
+    return FAMILY_BACKBONES[family](name, model_kwargs=dict(model_kwargs, **kwargs.pop('model_kwargs', {})),
+                                    **kwargs)
+
+
+@pytest.mark.no_mm
+def test_importing_the_zoo_imports_no_mm_package():
+    code = ("import sys, vmamba_zoo, timm; timm.create_model('vmamba_tiny', depths=(1, 1, 1, 1), dims=16); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('mmcv', 'mmdet', 'mmseg', 'mmengine') "
+            "or m.startswith('vmamba_zoo.mm')); assert not bad, bad")
+    subprocess.run([sys.executable, '-c', code], check=True)
+
+
+def test_every_family_has_a_registered_backbone():
+    from mmdet.registry import MODELS as DET
+    from mmseg.registry import MODELS as SEG
+    from vmamba_zoo.mm import FAMILY_BACKBONES
+    families = _families()
+    assert {'vmamba', 'vim', 'plainmamba', 'efficientvmamba', 'mambaout'} <= set(families)
+    missing = [f for f in families if f not in FAMILY_BACKBONES]
+    assert not missing, f'families without an mm backbone (add register_family in vmamba_zoo/mm/__init__.py): {missing}'
+    for family in families:
+        cls = FAMILY_BACKBONES[family]
+        assert DET.get(cls.__name__) is cls and SEG.get(cls.__name__) is cls, cls.__name__
+
+
+@pytest.mark.parametrize('family', _families())
+def test_feature_tuple(family):
+    backbone = _build(family).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = backbone(x)
+    assert isinstance(feats, tuple) and len(feats) == len(backbone.out_channels) == 4
+    for f, c, s in zip(feats, backbone.out_channels, backbone.out_strides):
+        assert f.shape[:2] == (2, c)
+        # strides 4..32 (plain models with the simple pyramid included); patch-16 convs see (64 - 16) // 16 + 1
+        assert abs(f.shape[-1] - 64 / s) <= 1, (family, tuple(f.shape), s)
+        assert torch.isfinite(f).all()
+
+
+def test_plain_pyramid_none_keeps_one_stride_and_official_indices():
+    backbone = _build('plainmamba', pyramid='none', model_kwargs=dict(depth=24, embed_dim=32)).eval()
+    assert backbone.out_indices == (5, 11, 17, 23) and backbone.out_strides == [16, 16, 16, 16]
+    feats = backbone(torch.randn(1, 3, 64, 64))
+    assert [tuple(f.shape) for f in feats] == [(1, 32, 4, 4)] * 4
+    assert len(backbone.model.blocks) == 24 and backbone.out_norms is not None
+
+
+def test_bad_arguments_raise_clear_errors():
+    from vmamba_zoo.mm import FAMILY_BACKBONES
+    with pytest.raises(ValueError, match='unknown model_name'):
+        FAMILY_BACKBONES['vmamba']('vim_tiny_patch16_224')
+    with pytest.raises(ValueError, match='out_indices'):
+        _build('vmamba', out_indices=(0, 4))
+    with pytest.raises(ValueError, match='pyramid'):
+        _build('vim', pyramid='fpn')
+
+
+def test_frozen_stages_and_drop_path():
+    backbone = _build('vmamba', frozen_stages=1, drop_path_rate=0.3).train()
+    frozen = [n for n, p in backbone.model.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.startswith(('stem.', 'stages.0.')) for n in frozen)
+    assert any(n.startswith('stem.') for n in frozen) and any(n.startswith('stages.0.') for n in frozen)
+    assert all(p.requires_grad for n, p in backbone.model.named_parameters() if n.startswith('stages.1.'))
+    assert not backbone.model.stem.training and backbone.model.stages[1].training
+    rates = [m.drop_prob for m in backbone.modules() if type(m).__name__ == 'DropPath']
+    assert rates and max(rates) == pytest.approx(0.3)
+    sum(f.float().mean() for f in backbone(torch.randn(1, 3, 64, 64))).backward()
+    assert all(p.grad is None for p in backbone.model.stem.parameters())
+
+
+def test_gradient_checkpointing_matches():
+    torch.manual_seed(0)
+    ref = _build('vim', drop_path_rate=0.0)
+    cp = _build('vim', drop_path_rate=0.0, with_cp=True)
+    cp.load_state_dict(ref.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    outs = [sum(f.sum() for f in m(x)) for m in (ref, cp)]
+    for o in outs:
+        o.backward()
+    torch.testing.assert_close(outs[0], outs[1])
+    g = [dict(m.named_parameters())['model.blocks.0.mixer.in_proj.weight'].grad for m in (ref, cp)]
+    torch.testing.assert_close(g[0], g[1])
+
+
+def _same_model_weights(backbone, state_dict, prefix=''):
+    own = backbone.model.state_dict()
+    for k, v in own.items():
+        torch.testing.assert_close(v, state_dict[prefix + k], msg=k)
+
+
+def test_pretrained_zoo_file_safetensors_and_mm_checkpoint(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+    name, kwargs = SMALLEST['vmamba']
+    source = timm.create_model(name, **kwargs)
+    sd = source.state_dict()
+    monkeypatch.setenv('VMAMBA_ZOO_WEIGHTS', str(tmp_path))
+    save_file(sd, str(tmp_path / f'{name}.safetensors'))
+    backbone = _build('vmamba', init_cfg=dict(type='Pretrained', checkpoint=f'zoo:{name}'))
+    backbone.init_weights()
+    _same_model_weights(backbone, sd)
+
+    # an mm training checkpoint of the wrapper (as CheckpointHook saves it, minus the pickled extras)
+    mm_file = tmp_path / 'mask_rcnn.pth'
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in backbone.state_dict().items()}}, mm_file)
+    again = _build('vmamba', init_cfg=dict(type='Pretrained', checkpoint=str(mm_file), prefix='backbone.'))
+    again.init_weights()
+    _same_model_weights(again, sd)
+    torch.testing.assert_close(again.out_norms[0].weight, backbone.out_norms[0].weight)
+
+    with pytest.raises(FileNotFoundError, match='downloads nothing'):
+        _build('vmamba', init_cfg=dict(type='Pretrained', checkpoint='zoo:vmamba_small')).init_weights()
+
+
+def test_pretrained_official_vim_file_interpolates_pos_embed(tmp_path):
+    """An official-layout Vim file (training checkpoint with 'model' and an argparse 'args') at 224 loads into a
+    backbone built for another size through vim.checkpoint_filter_fn, pos_embed resampled."""
+    import argparse
+    from vmamba_zoo.models.vim import _DIRECTION_PARAMS, resample_pos_embed
+    name, kwargs = SMALLEST['vim']
+    source = timm.create_model(name, **kwargs)
+    official = {}
+    for k, v in source.state_dict().items():
+        k = k.replace('blocks.', 'layers.', 1).replace('norm.', 'norm_f.', 1) if k.startswith('norm.') else \
+            k.replace('blocks.', 'layers.', 1)
+        prefix, _, leaf = k.rpartition('mixer.')
+        if leaf in _DIRECTION_PARAMS:
+            fwd, bwd, how = _DIRECTION_PARAMS[leaf]
+            parts = v.chunk(2) if how == 'cat' else v.unbind(0)
+            official[prefix + 'mixer.' + fwd], official[prefix + 'mixer.' + bwd] = parts
+        else:
+            official[k] = v
+    path = tmp_path / 'vim_official.pth'
+    torch.save({'model': official, 'args': argparse.Namespace(lr=1e-3), 'epoch': 299}, path)
+    backbone = _build('vim', model_kwargs=dict(img_size=128), init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    backbone.init_weights()
+    expected = resample_pos_embed(source.pos_embed.detach(), (8, 8), (14, 14))
+    torch.testing.assert_close(backbone.model.pos_embed.detach(), expected)
+    torch.testing.assert_close(backbone.model.blocks[0].mixer.A_logs, source.blocks[0].mixer.A_logs)
+
+
+def test_checkpoint_with_code_objects_is_refused(tmp_path):
+    from vmamba_zoo.mm import load_checkpoint_file
+    path = tmp_path / 'pickled.pth'
+    torch.save({'state_dict': {}, 'hook': subprocess.Popen}, path)
+    with pytest.raises(ValueError, match='weights_only=True'):
+        load_checkpoint_file(path)
+
+
+def test_layer_decay_constructor():
+    from torch import nn
+    from vmamba_zoo.mm import ZooLayerDecayOptimWrapperConstructor
+
+    class Detector(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = _build('vim')
+            self.head = nn.Linear(4, 4)
+
+    model = Detector()
+    ctor = ZooLayerDecayOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
+        paramwise_cfg=dict(layer_decay_rate=0.5))
+    groups = ctor(model).optimizer.param_groups
+    lr_of = {id(p): g['lr'] for g in groups for p in g['params']}
+    wd_of = {id(p): g['weight_decay'] for g in groups for p in g['params']}
+    params = dict(model.named_parameters())
+    depth = len(model.backbone.model.blocks)
+    assert lr_of[id(params['head.weight'])] == pytest.approx(1e-3)
+    last = lr_of[id(params[f'backbone.model.blocks.{depth - 1}.mixer.in_proj.weight'])]
+    first = lr_of[id(params['backbone.model.blocks.0.mixer.in_proj.weight'])]
+    assert first == pytest.approx(last * 0.5 ** (depth - 1))
+    assert lr_of[id(params['backbone.model.patch_embed.proj.weight'])] == pytest.approx(first * 0.5)
+    assert wd_of[id(params['backbone.model.pos_embed'])] == 0 and wd_of[id(params['head.bias'])] == 0
+    assert wd_of[id(params['head.weight'])] == pytest.approx(0.05)

@@ -1,0 +1,90 @@
+"""Every det / seg config parses with mmengine, names a registered backbone that builds, and its heads take the
+backbone's channels; every family has a Mask R-CNN and an UperNet config; two whole models build."""
+import functools
+import re
+
+import pytest
+
+from .conftest import ROOT
+
+CONFIGS = sorted(p.relative_to(ROOT).as_posix() for kind in ('det', 'seg')
+                 for p in (ROOT / 'configs' / kind).glob('*/*.py') if p.parent.name != '_base_')
+
+
+@functools.lru_cache(maxsize=None)
+def _config(path):
+    from mmengine.config import Config
+    return Config.fromfile(str(ROOT / path))
+
+
+@functools.lru_cache(maxsize=None)
+def _backbone(spec):
+    from vmamba_zoo.mm import FAMILY_BACKBONES
+    cfg = dict(spec)
+    cls = {c.__name__: c for c in FAMILY_BACKBONES.values()}[cfg.pop('type')]
+    for key in ('model_kwargs', 'norm_cfg'):
+        if key in cfg:
+            cfg[key] = dict(cfg[key] or ())
+    return cls(**cfg)
+
+
+def _spec(backbone_cfg):
+    """Hashable backbone config without what does not change the structure (weights, drop path), so each
+    architecture is built once."""
+    items = []
+    for k, v in sorted(backbone_cfg.items()):
+        if k in ('init_cfg', 'drop_path_rate', 'norm_cfg'):
+            continue
+        if isinstance(v, dict):
+            v = tuple(sorted(v.items()))
+        elif isinstance(v, list):
+            v = tuple(v)
+        items.append((k, v))
+    return tuple(items)
+
+
+def test_configs_exist_for_every_family():
+    from vmamba_zoo.mm import family_of
+    import vmamba_zoo
+    families = {family_of(n) for n in vmamba_zoo.list_models()}
+    for kind, pattern in (('det', 'mask-rcnn_'), ('seg', 'upernet_')):
+        have = {p.split('/')[2] for p in CONFIGS if p.startswith(f'configs/{kind}/') and pattern in p}
+        assert families <= have, f'families without a configs/{kind} {pattern}* config: {sorted(families - have)}'
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_config_parses_cites_its_target_and_fits_its_backbone(path):
+    from mmdet.registry import MODELS as DET
+    from mmseg.registry import MODELS as SEG
+    text = (ROOT / path).read_text()
+    assert text.startswith('# '), 'the header comment must state the target result (or why there is none)'
+    assert re.search(r'AP|mIoU|No target|no target', text.split('_base_')[0]), 'header cites no result'
+    cfg = _config(path)
+    assert cfg.custom_imports['imports'] == ['vmamba_zoo.mm']
+    bb = cfg.model.backbone
+    registry = DET if path.startswith('configs/det/') else SEG
+    assert registry.get(bb['type']) is not None, bb['type']
+    assert bb['init_cfg']['type'] == 'Pretrained' and bb['init_cfg']['checkpoint'] == f"zoo:{bb['model_name']}"
+    backbone = _backbone(_spec(bb.to_dict() if hasattr(bb, 'to_dict') else dict(bb)))
+    if path.startswith('configs/det/'):
+        assert list(cfg.model.neck.in_channels) == backbone.out_channels
+    else:
+        assert list(cfg.model.decode_head.in_channels) == backbone.out_channels
+        aux = cfg.model.auxiliary_head
+        assert aux.in_channels == backbone.out_channels[aux.in_index]
+    assert backbone.out_strides == ([4, 8, 16, 32] if 'upernet_plainmamba' not in path else [16] * 4)
+
+
+def test_whole_detector_and_segmentor_build():
+    from mmdet.registry import MODELS as DET
+    from mmseg.registry import MODELS as SEG
+    from mmdet.utils import register_all_modules as det_modules
+    from mmseg.utils import register_all_modules as seg_modules
+    det_modules(init_default_scope=False)
+    seg_modules(init_default_scope=False)
+    det = _config('configs/det/efficientvmamba/mask-rcnn_efficientvmamba-tiny_fpn_1x_coco.py').model.copy()
+    det.backbone.init_cfg = None
+    assert type(DET.build(det)).__name__ == 'MaskRCNN'
+    seg = _config('configs/seg/vim/upernet_vim-tiny_60k_ade20k-512x512.py').model.copy()
+    seg.backbone.init_cfg = None
+    assert type(SEG.build(seg)).__name__ == 'EncoderDecoder'

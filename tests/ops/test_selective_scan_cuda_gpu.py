@@ -1,0 +1,43 @@
+"""The zoo's CUDA C++ selective scan (``kernels/``, JIT-built) against the sequential reference, on a GPU.
+
+Same cases, dtypes and tolerances as the Triton backend's tests (``test_selective_scan_triton.py``). Skipped on
+machines without a GPU; on a GPU without a CUDA toolchain (no nvcc) the backend is unavailable and the tests
+say so by skipping.
+"""
+import importlib
+
+import pytest
+import torch
+
+from vmamba_zoo.ops import selective_scan
+from vmamba_zoo.ops.selective_scan import selective_scan_naive
+
+from .test_selective_scan import make_inputs
+from .test_selective_scan_triton import CASES, _check_against_naive
+
+cuda_backend = importlib.import_module('vmamba_zoo.ops.selective_scan.cuda')
+
+
+def _need_extension():
+    if not cuda_backend.cuda_backend_available():
+        pytest.skip('no CUDA toolchain to build kernels/selective_scan')
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('case', CASES)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16, torch.float16])
+def test_cuda_kernels_match_naive(case, dtype):
+    _need_extension()
+    _check_against_naive(case, dtype, 'cuda', backend='cuda')
+
+
+@pytest.mark.gpu
+def test_cuda_kernels_last_state_and_pinning(monkeypatch):
+    _need_extension()
+    inputs = {k: None if v is None else v.cuda() for k, v in make_inputs(length=300, d_state=4).items()}
+    monkeypatch.setenv('VMAMBA_ZOO_SCAN_BACKEND', 'cuda')
+    out, state = selective_scan(**inputs, delta_softplus=True, return_last_state=True)
+    ref, ref_state = selective_scan_naive(**{k: None if v is None else v.cpu() for k, v in inputs.items()},
+                                          delta_softplus=True, return_last_state=True)
+    torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(state.cpu(), ref_state, atol=1e-4, rtol=1e-4)

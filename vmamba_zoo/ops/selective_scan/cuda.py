@@ -1,0 +1,117 @@
+"""Selective scan through the zoo's own CUDA C++ kernels (``kernels/selective_scan``), built on first use.
+
+The sources are compiled with ``torch.utils.cpp_extension.load`` (ninja) the first time this backend runs, for
+the GPU in use, into torch's extension cache (or ``VMAMBA_ZOO_KERNEL_BUILD_DIR``). Nothing here is needed to
+install the package: without a CUDA toolchain (``nvcc`` under ``CUDA_HOME``) or without the ``kernels/`` folder
+(a wheel install) the backend reports itself unavailable and the dispatch never picks it.
+
+Kernel design (see ``kernels/selective_scan/common.cuh``): one thread per (batch, channel) row walking the
+sequence, warp-sized blocks, coalesced loads and stores through a shared-memory tile, state checkpoints every
+32 steps, the backward recomputing one chunk at a time; d_state <= 64. Same contract and results as
+``naive.py``; the returned last state is not differentiable, as in the Triton backend.
+"""
+import functools
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from .common import check_inputs
+
+__all__ = ['selective_scan_cuda', 'cuda_backend_available', 'load_extension', 'KERNEL_DIR']
+
+KERNEL_DIR = Path(__file__).resolve().parents[3] / 'kernels' / 'selective_scan'
+_SOURCES = ('binding.cpp', 'forward.cu', 'backward.cu')
+_MAX_D_STATE = 64
+
+
+def _toolchain_present() -> bool:
+    from torch.utils.cpp_extension import CUDA_HOME
+    return (torch.version.cuda is not None and CUDA_HOME is not None
+            and os.path.exists(os.path.join(CUDA_HOME, 'bin', 'nvcc'))
+            and all((KERNEL_DIR / name).exists() for name in _SOURCES))
+
+
+@functools.lru_cache(maxsize=None)
+def load_extension():
+    """Build (once per machine, cached by torch) and import the extension; raises RuntimeError when it cannot."""
+    if not _toolchain_present():
+        raise RuntimeError('vmamba_zoo CUDA selective scan: needs a CUDA build of torch, nvcc under CUDA_HOME and '
+                           f'the sources in {KERNEL_DIR}')
+    from torch.utils.cpp_extension import load
+    build_dir = os.environ.get('VMAMBA_ZOO_KERNEL_BUILD_DIR')
+    if build_dir:
+        os.makedirs(build_dir, exist_ok=True)
+    return load(name='vmamba_zoo_selective_scan', sources=[str(KERNEL_DIR / name) for name in _SOURCES],
+                extra_cflags=['-O3'], extra_cuda_cflags=['-O3', '-lineinfo'], build_directory=build_dir,
+                verbose=bool(os.environ.get('VMAMBA_ZOO_KERNEL_VERBOSE')))
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_backend_available() -> bool:
+    """True once the extension has been built and imported; a failed build warns once and returns False."""
+    if not torch.cuda.is_available() or not _toolchain_present():
+        return False
+    try:
+        load_extension()
+        return True
+    except Exception as exc:  # a broken toolchain must not break models: the dispatch moves on
+        warnings.warn(f'vmamba_zoo CUDA selective scan unavailable, build failed: {exc}')
+        return False
+
+
+def cuda_accepts(u, delta, A, B, C) -> bool:
+    return (u.is_cuda and A.shape[1] <= _MAX_D_STATE and u.dtype in (torch.float32, torch.float16, torch.bfloat16)
+            and cuda_backend_available())
+
+
+def _empty(like):
+    return like.new_empty((0,))
+
+
+class _SelectiveScanCuda(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+        batch, channels, length, d_state, groups, grouped = check_inputs(u, delta, A, B, C, D, z, delta_bias)
+        if d_state > _MAX_D_STATE:
+            raise ValueError(f'selective_scan (cuda): d_state <= {_MAX_D_STATE} supported, got {d_state}')
+        ext = load_extension()
+        Bg, Cg = (B, C) if grouped else (B.unsqueeze(1), C.unsqueeze(1))
+        streams = [t.contiguous() for t in (u, delta, Bg.to(u.dtype), Cg.to(u.dtype))]
+        z_c = z.to(u.dtype).contiguous() if z is not None else _empty(u)
+        A32 = A.float().contiguous()
+        D32 = D.float().contiguous() if D is not None else _empty(A32)
+        bias32 = delta_bias.float().contiguous() if delta_bias is not None else _empty(A32)
+        out, chunk_states, last_state = ext.forward(streams[0], streams[1], A32, streams[2], streams[3], D32, z_c,
+                                                    bias32, bool(delta_softplus))
+        ctx.save_for_backward(*streams, A32, D32, z_c, bias32, chunk_states)
+        ctx.meta = (grouped, bool(delta_softplus), A.dtype, B.dtype, C.dtype,
+                    None if D is None else D.dtype, None if z is None else z.dtype,
+                    None if delta_bias is None else delta_bias.dtype)
+        ctx.mark_non_differentiable(last_state)
+        return out, last_state
+
+    @staticmethod
+    def backward(ctx, dout, _dlast_state):
+        u, delta, Bg, Cg, A32, D32, z_c, bias32, chunk_states = ctx.saved_tensors
+        grouped, softplus, A_dtype, B_dtype, C_dtype, D_dtype, z_dtype, bias_dtype = ctx.meta
+        du, ddelta, dA, dB, dC, dD, dz, dbias = load_extension().backward(
+            u, delta, A32, Bg, Cg, D32, z_c, bias32, softplus, chunk_states, dout.to(u.dtype).contiguous())
+        if not grouped:
+            dB, dC = dB.squeeze(1), dC.squeeze(1)
+        return (du, ddelta, dA.sum(0).to(A_dtype), dB.to(B_dtype), dC.to(C_dtype),
+                dD.sum(0).to(D_dtype) if D_dtype is not None else None,
+                dz.to(z_dtype) if z_dtype is not None else None,
+                dbias.sum(0).to(bias_dtype) if bias_dtype is not None else None, None)
+
+
+def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                        return_last_state=False):
+    """Same contract and results as ``selective_scan_naive``, for CUDA tensors (d_state <= 64)."""
+    tensors = (u, delta, A, B, C, D, z, delta_bias)
+    if return_last_state and torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        from .chunked import selective_scan_chunked  # a differentiable last state, as the Triton backend does
+        return selective_scan_chunked(*tensors, delta_softplus=delta_softplus, return_last_state=True)
+    out, last_state = _SelectiveScanCuda.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return (out, last_state) if return_last_state else out

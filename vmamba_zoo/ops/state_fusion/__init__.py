@@ -1,0 +1,116 @@
+"""Structure-aware state fusion (Spatial-Mamba): a selective scan whose hidden states are fused spatially by
+dilated depth-wise convolutions before C reads them out. One signature, several backends, one public function.
+
+``state_fusion_scan(u, delta, A, B, C, weight, size, D=None, delta_bias=None, delta_softplus=False,
+dilations=(1, 3, 5), order=None, backend=None)``
+
+* u, delta: (batch, K*D, L) with L = H*W; A: (K*D, N); B, C: (batch, K, N, L) or (batch, N, L); D, delta_bias:
+  (K*D,) — as ``selective_scan`` (no z: the gate of Spatial-Mamba comes after its out_norm).
+* weight: (len(dilations), K*D, kh, kw) odd-sized depth-wise kernels, one per dilation (Spatial-Mamba: 3x3 at
+  dilations 1, 3, 5, each already scaled by its ``alpha``); applied with a replicate border to every one of a
+  channel's N state maps.
+* size: (H, W). order: None when step t is pixel t (the row-major scan), else an int64 (K, L) tensor: step s of
+  direction k is pixel ``order[k, s]`` (a permutation per row; a scan strategy's ``ScanIndex.orders``).
+* Returns y (batch, K*D, L) in u's dtype, in step order: y_t = <C_t, fused h at t's pixel> + D u_t.
+
+Backends (``available_backends()``): ``naive`` (sequential reference, the truth) and ``chunked`` (plain PyTorch:
+chunked scan + conv2d, the default everywhere). A GPU kernel (e.g. one that fuses the read-out and never writes
+all states) registers itself with ``register_backend``; ``VMAMBA_ZOO_STATE_FUSION_BACKEND`` pins one.
+
+Under ``torch.jit.trace`` the call is one ``prim::PythonOp.StateFusionScanFn`` node, counted by
+``vmamba_zoo.flops`` with the official accounting (``state_fusion_flop_jit``).
+"""
+import os
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+
+from ...flops import register_flop_handle
+from .chunked import fuse_states, state_fusion_scan_chunked
+from .common import check_inputs
+from .naive import state_fusion_scan_naive
+
+__all__ = ['state_fusion_scan', 'state_fusion_scan_naive', 'state_fusion_scan_chunked', 'fuse_states',
+           'register_backend', 'available_backends', 'StateFusionScanFn', 'state_fusion_flop_jit']
+
+ENV_BACKEND = 'VMAMBA_ZOO_STATE_FUSION_BACKEND'
+
+_BACKENDS: Dict[str, Callable] = {'naive': state_fusion_scan_naive, 'chunked': state_fusion_scan_chunked}
+_PREFERENCE: Dict[str, list] = {}  # device type -> backend names, most preferred first
+_ACCEPTS: Dict[str, Callable[..., bool]] = {}
+
+
+def register_backend(name: str, fn: Callable, device_types: Tuple[str, ...] = (),
+                     accepts: Optional[Callable[..., bool]] = None) -> None:
+    """Add a backend with the ``state_fusion_scan`` signature, preferred on ``device_types`` for the inputs where
+    ``accepts(u, A, weight)`` is true (default: always)."""
+    _BACKENDS[name] = fn
+    if accepts is not None:
+        _ACCEPTS[name] = accepts
+    for device_type in device_types:
+        _PREFERENCE.setdefault(device_type, []).insert(0, name)
+
+
+def available_backends():
+    return sorted(_BACKENDS)
+
+
+def _pick(backend: Optional[str], u, A, weight) -> Callable:
+    name = backend or os.environ.get(ENV_BACKEND) or None
+    if name is not None:
+        if name not in _BACKENDS:
+            raise ValueError(f"state_fusion_scan: unknown backend {name!r}; known: {', '.join(available_backends())}")
+        return _BACKENDS[name]
+    accepted = [n for n in _PREFERENCE.get(u.device.type, []) if _ACCEPTS.get(n, lambda *a: True)(u, A, weight)]
+    return _BACKENDS[accepted[0]] if accepted else state_fusion_scan_chunked
+
+
+class StateFusionScanFn(torch.autograd.Function):
+    """One graph node for tracing (FLOP counting); backward re-runs the backend under autograd.
+
+    ``tensors`` are (u, delta, A, B, C, weight, D, delta_bias, order): the first six always present, so the FLOP
+    handle finds u, A and weight at inputs 0, 2 and 5."""
+
+    @staticmethod
+    def forward(ctx, fn, options, *tensors):
+        ctx.fn, ctx.options = fn, options
+        ctx.save_for_backward(*tensors)
+        return fn(*tensors[:6], **options, **dict(zip(('D', 'delta_bias', 'order'), tensors[6:])))
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        needs = ctx.needs_input_grad[2:]
+        with torch.enable_grad():
+            leaves = [t if t is None else t.detach().requires_grad_(n and t.is_floating_point())
+                      for t, n in zip(ctx.saved_tensors, needs)]
+            out = ctx.fn(*leaves[:6], **ctx.options, **dict(zip(('D', 'delta_bias', 'order'), leaves[6:])))
+            wanted = [t for t in leaves if t is not None and t.requires_grad]
+            grads = iter(torch.autograd.grad(out, wanted, grad_out, allow_unused=True))
+        return (None, None) + tuple(next(grads) if t is not None and t.requires_grad else None for t in leaves)
+
+
+def state_fusion_scan(u, delta, A, B, C, weight, size, D=None, delta_bias=None, delta_softplus=False,
+                      dilations=(1, 3, 5), order: Optional[torch.Tensor] = None, backend: Optional[str] = None):
+    """Selective scan with structure-aware state fusion; see the module docstring for shapes."""
+    check_inputs(u, delta, A, B, C, weight, size, D, delta_bias, dilations, order)
+    fn = _pick(backend, u, A, weight)
+    options = dict(size=tuple(int(s) for s in size), delta_softplus=delta_softplus,
+                   dilations=tuple(int(d) for d in dilations))
+    if torch.jit.is_tracing():
+        return StateFusionScanFn.apply(fn, options, u, delta, A, B, C, weight, D, delta_bias, order)
+    return fn(u, delta, A, B, C, weight, D=D, delta_bias=delta_bias, order=order, **options)
+
+
+def state_fusion_flop_jit(inputs, outputs) -> int:
+    """The official count (EdwardChasel/Spatial-Mamba ``classification/models/utils.py``
+    ``selective_scan_state_flop_jit`` + fvcore's conv count of ``StateFusion``'s training-mode convs, which its
+    ``SpatialMamba.flops()`` traces): 7*B*L*D*N for the state scan (``flops_selective_scan_fn`` with_C=False,
+    with_D=False) plus kh*kw MACs per state per dilation for the fusion. The read-out ``h*C + D*u`` is
+    element-wise, which fvcore does not count there either."""
+    batch, dim, length = inputs[0].type().sizes()
+    d_state = inputs[2].type().sizes()[1]
+    n_dil, _, kh, kw = inputs[5].type().sizes()
+    return 7 * batch * length * dim * d_state + n_dil * kh * kw * batch * dim * d_state * length
+
+
+register_flop_handle('prim::PythonOp.StateFusionScanFn', state_fusion_flop_jit)
