@@ -6,14 +6,12 @@ from .ss2d import SS2D, init_dt_projection, init_A_log, init_D
 from .blocks import VSSBlock
 from .mamba import MambaMixer
 from .ffn import ConvFFN, LinearSqueezeExcite
+from .attention import Attention  # timm's; importing registers its FLOP handle
+from .backbone import HierarchicalBackbone, init_linear_trunc_normal
 
 __all__ = [
-    'check_image_input', 'ConvStem', 'PatchEmbed', 'ConvDownsample', 'PatchMerging', 'SS2D', 'VSSBlock',
-    'init_dt_projection', 'init_A_log', 'init_D',
+    'check_image_input', 'ConvStem', 'PatchEmbed', 'ResidualConvStem', 'ConvDownsample',
+    'InvertedBottleneckDownsample', 'PatchMerging', 'SS2D', 'VSSBlock', 'init_dt_projection', 'init_A_log',
+    'init_D', 'MambaMixer', 'ConvFFN', 'LinearSqueezeExcite', 'Attention', 'HierarchicalBackbone',
+    'init_linear_trunc_normal',
 ]
-__all__ += ['MambaMixer']
-__all__ += ['ConvFFN', 'LinearSqueezeExcite']
-from .attention import Attention  # noqa: E402  (timm's; importing registers its FLOP handle)
-__all__ += ['ResidualConvStem', 'InvertedBottleneckDownsample', 'Attention']
-from .backbone import HierarchicalBackbone, init_linear_trunc_normal  # noqa: E402
-__all__ += ['HierarchicalBackbone', 'init_linear_trunc_normal']
