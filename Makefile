@@ -26,9 +26,10 @@ mm: $(VENV)/.mm-installed
 demo: venv
 	$(PY) tools/demo.py
 
-# VMAMBA_ZOO_REQUIRE_MM=1: tests/mm fail (instead of skipping) if the mm stack does not import
+# VMAMBA_ZOO_REQUIRE_MM=1: tests/mm fail (instead of skipping) if the mm stack does not import;
+# VMAMBA_ZOO_REQUIRE_CPU_KERNEL=1: the C++ CPU kernels (kernels/cpu) must build, or their tests fail
 test: venv mm
-	VMAMBA_ZOO_REQUIRE_MM=1 $(PY) -m pytest $(PYTEST_ARGS) tests
+	VMAMBA_ZOO_REQUIRE_MM=1 VMAMBA_ZOO_REQUIRE_CPU_KERNEL=1 $(PY) -m pytest $(PYTEST_ARGS) tests
 
 bench: venv
 	$(PY) tools/bench_cpu.py

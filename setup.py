@@ -26,7 +26,8 @@ setup(
         'numpy',
     ],
     extras_require={
-        'dev': ['pytest>=8', 'pytest-xdist>=3'],
+        # ninja: torch's extension builder for the C++ CPU kernels (kernels/cpu, built on first use)
+        'dev': ['pytest>=8', 'pytest-xdist>=3', 'ninja'],
         'tools': ['matplotlib', 'tqdm', 'pyyaml', 'safetensors'],
         # the mmcv build is its own step (tools/install_mm.sh, issue "Detection and segmentation")
         # mmseg imports ftfy / regex without declaring them; mmcv 2.1.0 predates OpenCV 5

@@ -1,8 +1,12 @@
 #!/usr/bin/env python
 """CPU benchmark: selective-scan paths side by side, and vmamba_tiny against convnext_tiny.
 
+Paths: ``naive`` (sequential reference), ``chunked`` (pure PyTorch), ``cpp`` (the C++ kernel of kernels/cpu,
+built on first use; the default CPU inference path). Model rows: each zoo model on its default CPU path (the
+fused C++ 2D scan), the same model with the pure-PyTorch paths pinned ('[pytorch]'), and the reference.
+
     python tools/bench_cpu.py                 # both sections
-    python tools/bench_cpu.py --section ops   # chunked vs naive at VMamba-T stage-1 shapes
+    python tools/bench_cpu.py --section ops   # naive / chunked / cpp at VMamba-T stage-1 shapes
     python tools/bench_cpu.py --section models --json bench_results/cpu.json
 
 Speed is reported here, never asserted in a test: the numbers depend on the machine. Every figure is a median
@@ -21,8 +25,11 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 import vmamba_zoo  # noqa: E402  (registers the models)
-from vmamba_zoo.benchmark import compare_models_latency  # noqa: E402
+from vmamba_zoo.benchmark import inference_latency  # noqa: E402
+from vmamba_zoo.ops.scan2d import ENV_BACKEND as ENV_SCAN2D  # noqa: E402
+from vmamba_zoo.ops.selective_scan import ENV_BACKEND as ENV_SCAN  # noqa: E402
 from vmamba_zoo.ops.selective_scan import selective_scan_chunked, selective_scan_naive  # noqa: E402
+from vmamba_zoo.ops.selective_scan.cpu import cpu_backend_available, selective_scan_cpu  # noqa: E402
 
 
 def stage1_inputs(batch, groups=4, dim=192, d_state=1, length=56 * 56, seed=0):
@@ -54,29 +61,73 @@ def interleaved(candidates, rounds):
 
 @torch.inference_mode()
 def bench_ops(batch, rounds):
+    """naive / chunked / cpp (the C++ kernel, when it builds) at the stage-1 shape, interleaved."""
     inputs = stage1_inputs(batch)
     ref = selective_scan_naive(**inputs)
-    err = (selective_scan_chunked(**inputs) - ref).abs().max().item()
-    times = interleaved({'naive': lambda: selective_scan_naive(**inputs),
-                         'chunked': lambda: selective_scan_chunked(**inputs)}, rounds)
-    naive_ms = statistics.median(times['naive']) * 1e3
-    chunked_ms = statistics.median(times['chunked']) * 1e3
+    candidates = {'naive': lambda: selective_scan_naive(**inputs),
+                  'chunked': lambda: selective_scan_chunked(**inputs)}
+    if cpu_backend_available():
+        candidates['cpp'] = lambda: selective_scan_cpu(**inputs)
+    errors = {name: (fn() - ref).abs().max().item() for name, fn in candidates.items() if name != 'naive'}
+    times = interleaved(candidates, rounds)
+    ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
     shape = f"B={batch} K=4 D=192 N=1 L=3136"
     print(f"\nselective scan, VMamba-T stage-1 shape ({shape}), inference, {rounds} interleaved rounds")
-    print(f"  {'path':10s} {'ms':>10s} {'speed-up vs naive':>18s}")
-    print(f"  {'naive':10s} {naive_ms:10.1f} {1.0:18.1f}")
-    print(f"  {'chunked':10s} {chunked_ms:10.1f} {naive_ms / chunked_ms:18.1f}")
-    print(f"  max |chunked - naive| = {err:.2e}")
-    return {'shape': shape, 'naive_ms': naive_ms, 'chunked_ms': chunked_ms, 'speedup': naive_ms / chunked_ms,
-            'max_abs_diff': err}
+    print(f"  {'path':10s} {'ms':>10s} {'speed-up vs naive':>18s} {'max |diff| vs naive':>20s}")
+    for name, value in ms.items():
+        err = f"{errors[name]:.2e}" if name in errors else '-'
+        print(f"  {name:10s} {value:10.1f} {ms['naive'] / value:18.1f} {err:>20s}")
+    if 'cpp' not in ms:
+        print('  cpp: the C++ CPU kernel is unavailable here (no compiler?), not timed')
+    result = {'shape': shape, 'naive_ms': ms['naive'], 'chunked_ms': ms['chunked'],
+              'speedup': ms['naive'] / ms['chunked'], 'max_abs_diff': errors['chunked']}
+    if 'cpp' in ms:
+        result.update(cpp_ms=ms['cpp'], cpp_speedup=ms['naive'] / ms['cpp'], cpp_max_abs_diff=errors['cpp'])
+    return result
 
 
+class _PinnedPaths(torch.nn.Module):
+    """A model run with the pure-PyTorch scan paths pinned (plain 2D scan + chunked selective scan), for the
+    side-by-side row that shows what the C++ kernels buy."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        saved = {k: os.environ.get(k) for k in (ENV_SCAN2D, ENV_SCAN)}
+        os.environ[ENV_SCAN2D], os.environ[ENV_SCAN] = 'plain', 'chunked'
+        try:
+            return self.model(x)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+@torch.inference_mode()
 def bench_models(names, reference, batch, rounds, reps):
-    result = compare_models_latency(names, reference, batch_size=batch, reps=reps, rounds=rounds)
+    """Batch-``batch`` latency of each model and the reference, interleaved per round, plus each zoo model with
+    the pure-PyTorch paths pinned ('<name>[pytorch]')."""
+    import timm
+    models = {reference: timm.create_model(reference).eval()}
+    for name in names:
+        models[name] = timm.create_model(name).eval()
+        if cpu_backend_available():
+            models[f'{name}[pytorch]'] = _PinnedPaths(models[name]).eval()
+    per_round = {n: [] for n in models}
+    for _ in range(rounds):
+        for n, m in models.items():
+            per_round[n].append(inference_latency(m, (3, 224, 224), batch, warmup=2, reps=reps)['median'])
+    ref = statistics.median(per_round[reference])
+    result = {n: {'ms': statistics.median(t) * 1e3, 'ratio_to_reference': statistics.median(t) / ref}
+              for n, t in per_round.items()}
     print(f"\nbatch-{batch} 224x224 inference latency, {rounds} interleaved rounds x {reps} reps (median)")
-    print(f"  {'model':16s} {'ms':>8s} {'x ' + reference:>18s}")
+    print(f"  {'model':24s} {'ms':>8s} {'x ' + reference:>18s}")
     for name, r in result.items():
-        print(f"  {name:16s} {r['ms']:8.1f} {r['ratio_to_reference']:18.2f}")
+        print(f"  {name:24s} {r['ms']:8.1f} {r['ratio_to_reference']:18.2f}")
     return result
 
 

@@ -23,7 +23,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_cpu import interleaved  # noqa: E402
-from vmamba_zoo.ops.state_fusion import state_fusion_scan_chunked, state_fusion_scan_naive  # noqa: E402
+from vmamba_zoo.ops.selective_scan.cpu import cpu_backend_available  # noqa: E402
+from vmamba_zoo.ops.state_fusion import (state_fusion_scan_chunked, state_fusion_scan_cpu,  # noqa: E402
+                                         state_fusion_scan_naive)
 from vmamba_zoo.ops.nc_ssd import nc_ssd_matmul, nc_ssd_naive  # noqa: E402
 
 
@@ -71,6 +73,9 @@ def nc_ssd_inputs(batch: int, seed: int = 0) -> Dict:
 OPS = [
     BenchOp('state_fusion', state_fusion_scan_naive, state_fusion_scan_chunked, state_fusion_inputs,
             'Spatial-Mamba-T stage 1: D=128 N=1 56x56 (L=3136), dilations 1/3/5'),
+    # the same op with its state scan in the C++ CPU kernel (kernels/cpu), the CPU default when it builds
+    BenchOp('state_fusion_cpp', state_fusion_scan_naive, state_fusion_scan_cpu, state_fusion_inputs,
+            'Spatial-Mamba-T stage 1, states from the C++ scan'),
     BenchOp('nc_ssd', nc_ssd_naive, nc_ssd_matmul, nc_ssd_inputs,
             'VSSD-T stage 1: 2 heads x 64, N=64, 1 group, 56x56 (L=3136)'),
 ]
@@ -109,6 +114,9 @@ def main(argv=None):
                           'threads': torch.get_num_threads(), 'cpu': platform.processor() or platform.machine()},
               'ops': {}}
     for name in args.ops:
+        if name.endswith('_cpp') and not cpu_backend_available():
+            print(f'  {name:14s} skipped: the C++ CPU kernel is unavailable here')
+            continue
         r = report['ops'][name] = bench_op(known[name], args.batch, args.rounds)
         print(f"  {name:14s} {r['naive_ms']:10.1f} {r['fast_ms']:10.2f} {r['speedup']:8.1f}x "
               f"{r['max_abs_diff']:11.2e}  {r['shape']}")

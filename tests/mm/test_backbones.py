@@ -204,3 +204,77 @@ def test_layer_decay_constructor():
     assert lr_of[id(params['backbone.model.patch_embed.proj.weight'])] == pytest.approx(first * 0.5)
     assert wd_of[id(params['backbone.model.pos_embed'])] == 0 and wd_of[id(params['head.bias'])] == 0
     assert wd_of[id(params['head.weight'])] == pytest.approx(0.05)
+
+
+def test_vim_residual_feature_is_residual_plus_block_output():
+    """feature='residual' (VimDet's last_layer_process='add'): residual stream + last block output, no norm."""
+    torch.manual_seed(0)
+    block = _build('vim', out_indices=(3,), pyramid='none', out_norm=False, drop_path_rate=0.0).eval()
+    res = _build('vim', out_indices=(3,), pyramid='none', out_norm=False, drop_path_rate=0.0,
+                 feature='residual').eval()
+    res.load_state_dict(block.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    model = res.model
+    with torch.no_grad():
+        hidden, (gh, gw), strategy, size = model._embed(x)
+        residual = None
+        for blk in model.blocks:
+            hidden, residual = blk(hidden, residual, size, strategy)
+        t = (hidden.shape[1] - 1) // 2
+        expected = residual + hidden
+        expected = torch.cat([expected[:, :t], expected[:, t + 1:]], 1).reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
+        (got,), (mixer_out,) = res(x), block(x)
+    assert res.out_strides == [16] and res.out_channels == [32]
+    torch.testing.assert_close(got, expected)
+    assert not torch.allclose(got, mixer_out)
+    with pytest.raises(ValueError, match='residual'):
+        _build('plainmamba', pyramid='none', feature='residual')
+
+
+def test_vitdet_simple_fpn_levels_and_norms():
+    from mmdet.registry import MODELS as DET
+    from vmamba_zoo.mm import LN2d, ViTDetSimpleFPN
+    neck = DET.build(dict(type='ViTDetSimpleFPN', in_channels=[32], out_channels=16))
+    assert isinstance(neck, ViTDetSimpleFPN)
+    x = torch.randn(2, 32, 8, 8)
+    outs = neck((x,))
+    assert [tuple(o.shape) for o in outs] == [(2, 16, 32, 32), (2, 16, 16, 16), (2, 16, 8, 8), (2, 16, 4, 4),
+                                             (2, 16, 2, 2)]
+    # x4 branch: deconv C -> C/2, LN, GELU, deconv -> C/4; convs without bias before each LN (eps 1e-6)
+    x4 = neck.stages[0]
+    assert [type(m).__name__ for m in x4] == ['ConvTranspose2d', 'LN2d', 'GELU', 'ConvTranspose2d', 'Conv2d', 'LN2d',
+                                              'Conv2d', 'LN2d']
+    assert x4[0].out_channels == 16 and x4[3].out_channels == 8 and x4[4].bias is None and x4[1].eps == 1e-6
+    torch.testing.assert_close(outs[4], outs[3][..., ::2, ::2])  # top level: stride-2 subsampling of the last
+    ln = LN2d(16)
+    y = torch.randn(2, 16, 3, 3)
+    torch.testing.assert_close(ln(y), torch.nn.functional.layer_norm(
+        y.permute(0, 2, 3, 1), (16,), eps=1e-6).permute(0, 3, 1, 2))
+    plain = ViTDetSimpleFPN(32, out_channels=16, norm_cfg=None, num_outs=4)
+    assert len(plain((x,))) == 4 and plain.stages[2][0].bias is not None
+    with pytest.raises(ValueError, match='one backbone map'):
+        ViTDetSimpleFPN([32, 32])
+
+
+def test_layer_decay_constructor_no_decay_names():
+    """no_decay_names replaces the 1-D / bias rule (VimDet: every parameter but pos_embed is decayed)."""
+    from torch import nn
+    from vmamba_zoo.mm import ZooLayerDecayOptimWrapperConstructor
+
+    class Detector(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = _build('vim')
+            self.head = nn.Linear(4, 4)
+
+    model = Detector()
+    ctor = ZooLayerDecayOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.1)),
+        paramwise_cfg=dict(layer_decay_rate=0.5, no_decay_names=['backbone.model.pos_embed']))
+    groups = ctor(model).optimizer.param_groups
+    wd_of = {id(p): g['weight_decay'] for g in groups for p in g['params']}
+    params = dict(model.named_parameters())
+    assert wd_of[id(params['backbone.model.pos_embed'])] == 0
+    for name in ('head.bias', 'backbone.model.blocks.0.norm.weight', 'backbone.model.blocks.0.mixer.Ds',
+                 'backbone.model.cls_token', 'head.weight'):
+        assert wd_of[id(params[name])] == pytest.approx(0.1), name

@@ -66,13 +66,18 @@ def test_config_parses_cites_its_target_and_fits_its_backbone(path):
     assert registry.get(bb['type']) is not None, bb['type']
     assert bb['init_cfg']['type'] == 'Pretrained' and bb['init_cfg']['checkpoint'] == f"zoo:{bb['model_name']}"
     backbone = _backbone(_spec(bb.to_dict() if hasattr(bb, 'to_dict') else dict(bb)))
+    single_map = path.startswith('configs/det/') and cfg.model.neck.type == 'ViTDetSimpleFPN'
     if path.startswith('configs/det/'):
-        assert list(cfg.model.neck.in_channels) == backbone.out_channels
+        neck_in = cfg.model.neck.in_channels
+        assert (list(neck_in) if not isinstance(neck_in, int) else [neck_in]) == backbone.out_channels
     else:
         assert list(cfg.model.decode_head.in_channels) == backbone.out_channels
         aux = cfg.model.auxiliary_head
         assert aux.in_channels == backbone.out_channels[aux.in_index]
-    assert backbone.out_strides == ([4, 8, 16, 32] if 'upernet_plainmamba' not in path else [16] * 4)
+    if single_map:  # ViTDet recipe: one stride-16 map, the neck makes the pyramid
+        assert backbone.out_strides == [16]
+    else:
+        assert backbone.out_strides == ([4, 8, 16, 32] if 'upernet_plainmamba' not in path else [16] * 4)
 
 
 def test_whole_detector_and_segmentor_build():
@@ -88,3 +93,24 @@ def test_whole_detector_and_segmentor_build():
     seg = _config('configs/seg/vim/upernet_vim-tiny_60k_ade20k-512x512.py').model.copy()
     seg.backbone.init_cfg = None
     assert type(SEG.build(seg)).__name__ == 'EncoderDecoder'
+
+
+def test_cascade_vitdet_detector_builds_with_the_official_heads():
+    """Every config kind builds as a whole model: the Cascade Mask R-CNN (ViTDet pyramid) of Vim's recipe, with
+    its 3 LayerNorm 4conv-1fc stages, a 2-conv RPN and 5 pyramid levels."""
+    from mmdet.registry import MODELS as DET
+    from mmdet.utils import register_all_modules as det_modules
+    det_modules(init_default_scope=False)
+    paths = [p for p in CONFIGS if p.startswith('configs/det/') and 'cascade-mask-rcnn_' in p]
+    assert paths
+    for path in paths:
+        cfg = _config(path).model.copy()
+        cfg.backbone.init_cfg = None
+        det = DET.build(cfg)
+        assert type(det).__name__ == 'CascadeRCNN' and type(det.neck).__name__ == 'ViTDetSimpleFPN'
+        assert det.neck.num_outs == len(det.rpn_head.prior_generator.strides) == 5
+        assert len(det.rpn_head.rpn_conv) == 2
+        heads = det.roi_head.bbox_head
+        assert len(heads) == 3 and all(type(h).__name__ == 'Shared4Conv1FCBBoxHead' for h in heads)
+        assert all(type(h.shared_convs[0].norm).__name__ == 'LN2d' for h in heads)
+        assert all(h.reg_class_agnostic for h in heads)

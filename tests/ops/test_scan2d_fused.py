@@ -65,9 +65,11 @@ def check_fused_against_plain(strategy, device, dtype=torch.float32, **shape):
 
 def test_plain_path_on_cpu_is_the_composition():
     inputs = make_ss2d_inputs('cross', d_state=4)
-    out = selective_scan_2d(strategy='cross', delta_softplus=True, **inputs)
+    out = selective_scan_2d(strategy='cross', delta_softplus=True, backend='plain', **inputs)
     ref = selective_scan_2d_naive(strategy='cross', delta_softplus=True, **inputs)
     assert torch.equal(out, ref)
+    leaves = {k: v.clone().requires_grad_() for k, v in inputs.items()}  # autograd on CPU: the plain path
+    torch.testing.assert_close(selective_scan_2d(strategy='cross', delta_softplus=True, **leaves), ref)
     with pytest.raises(ValueError, match='x_proj_weight'):
         selective_scan_2d(strategy='zigzag', delta_softplus=True,
                           **dict(inputs, x_proj_weight=inputs['x_proj_weight'][:2]))

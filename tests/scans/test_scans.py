@@ -503,3 +503,15 @@ def test_cuda_matches_cpu(name, opts):
             assert torch.equal(merge(xs, leaf, (H, W)).cpu(), merge(scan(x, leaf), leaf, (H, W)))
         x = torch.randn(1, 2, H, W, dtype=torch.float64, device='cuda', requires_grad=True)
         assert torch.autograd.gradcheck(lambda t: scan(t, leaf), (x,))
+
+
+def test_index_built_in_inference_mode_serves_autograd_later():
+    """The index cache outlives the call: maps first built under torch.inference_mode() (a model's first,
+    inference-only forward) must still work when a later training step scans through them."""
+    strategy = get_scan('cross')
+    strategy._cache.clear()
+    with torch.inference_mode():
+        scan(torch.randn(1, 3, 5, 7), strategy)
+    x = torch.randn(1, 3, 5, 7, requires_grad=True)
+    merge(scan(x, strategy), strategy, (5, 7)).sum().backward()
+    torch.testing.assert_close(x.grad, torch.full_like(x, 4.0))

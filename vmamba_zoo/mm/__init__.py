@@ -2,7 +2,8 @@
 
 Importing this module registers, in mmdet's and mmseg's ``MODELS`` (whichever is installed), one backbone class
 per family -- ``VMambaBackbone``, ``VimBackbone``, ... (see ``FAMILY_BACKBONES``) -- all the same
-``ZooBackbone`` over the family's timm-registered models, and the ``ZooLayerDecayOptimWrapperConstructor``.
+``ZooBackbone`` over the family's timm-registered models, and the ``ZooLayerDecayOptimWrapperConstructor``; in
+mmdet also the ``ViTDetSimpleFPN`` neck, and the channels-first ``LN2d`` norm for ``norm_cfg`` (``neck.py``).
 ``import vmamba_zoo`` alone never imports this (it needs the ``[mm]`` extra: ``tools/install_mm.sh``).
 
 A new family joins with one line here: ``register_family('<module name in vmamba_zoo.models>', '<Name>Backbone')``;
@@ -11,10 +12,12 @@ A new family joins with one line here: ``register_family('<module name in vmamba
 from typing import Dict, List, Type
 
 from .backbone import ZooBackbone, SimplePyramid, family_of, load_checkpoint_file
+from .neck import LN2d, ViTDetSimpleFPN
 from .optim import ZooLayerDecayOptimWrapperConstructor
 
 __all__ = ['ZooBackbone', 'SimplePyramid', 'FAMILY_BACKBONES', 'register_family', 'family_of',
-           'load_checkpoint_file', 'ZooLayerDecayOptimWrapperConstructor', 'REGISTRIES']
+           'load_checkpoint_file', 'ZooLayerDecayOptimWrapperConstructor', 'REGISTRIES', 'LN2d',
+           'ViTDetSimpleFPN']
 
 
 def _registries():
@@ -59,6 +62,19 @@ for _models, _constructors in REGISTRIES.values():
     _models.register_module(name='ZooBackbone', module=ZooBackbone, force=True)
     _constructors.register_module(name='ZooLayerDecayOptimWrapperConstructor',
                                   module=ZooLayerDecayOptimWrapperConstructor, force=True)
+if 'mmdet' in REGISTRIES:
+    REGISTRIES['mmdet'][0].register_module(name='ViTDetSimpleFPN', module=ViTDetSimpleFPN, force=True)
+
+
+def _register_ln2d():
+    # mmcv keeps its norms ('BN', 'LN', ...) in mmengine's root MODELS, which every scope falls back to; LN2d goes
+    # there too unless something else (e.g. mmdet's ViTDet project) already registered that name.
+    from mmengine.registry import MODELS as root_models
+    if root_models.get('LN2d') is None:
+        root_models.register_module(name='LN2d', module=LN2d)
+
+
+_register_ln2d()
 
 # family (module name in vmamba_zoo.models, or timm's for the exposed timm models) -> backbone class name
 register_family('vmamba', 'VMambaBackbone')

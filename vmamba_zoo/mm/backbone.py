@@ -15,6 +15,9 @@ maps as the tuple of NCHW tensors that FPN / UPerHead consume:
   and 4x4 max pools); ``pyramid='none'`` keeps the four stride-16 maps, each through a fresh LayerNorm2d, as
   PlainMamba's UperNet backbone (ChenhongyiYang/PlainMamba
   ``downstream/mmsegmentation/mmseg/models/backbones/plain_mamba_seg.py``, ``norm_layer{i}``).
+  ViTDet-style detection (Vim's COCO recipe): ``out_indices=(23,), pyramid='none', out_norm=False,
+  feature='residual'`` returns the one stride-16 map VimDet feeds its pyramid; the ``ViTDetSimpleFPN`` neck
+  (``vmamba_zoo.mm.neck``) builds the five levels from it.
 
 Each family gets its own registered class (``register_family``) so configs name the family (``VMambaBackbone``,
 ``VimBackbone``, ...) and a wrong ``model_name`` is caught; the class body is this one.
@@ -178,6 +181,10 @@ class ZooBackbone(BaseModule):
         norm_cfg: norm of the x4 pyramid branch (default BN; the paper recipes use SyncBN).
         model_kwargs: extra ``timm.create_model`` arguments (e.g. ``img_size=512`` for Vim / PlainMamba, which
             fixes the position-embedding grid pretrained weights are interpolated to).
+        feature: what a taken block returns. 'block' (default): the block's output (for Vim the mixer output, as
+            Vim's segmentation backbone). 'residual' (Vim only): the residual stream with the block's output added
+            and no norm, i.e. what VimDet hands to ViTDet's pyramid (hustvl/Vim
+            ``det/detectron2/modeling/backbone/vim.py``, ``last_layer_process='add'``).
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH, prefix=None)`` (see the module docstring).
     """
     family: str = ''  # set per registered subclass by ``register_family``
@@ -185,7 +192,7 @@ class ZooBackbone(BaseModule):
     def __init__(self, model_name: str, out_indices: Optional[Sequence[int]] = None, frozen_stages: int = -1,
                  drop_path_rate: Optional[float] = None, with_cp: bool = False, out_norm: Optional[bool] = None,
                  pyramid: str = 'simple', norm_cfg: Optional[dict] = None, model_kwargs: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 feature: str = 'block', init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         known = [n for n in list_models() if family_of(n) == self.family] if self.family else list_models()
         if model_name not in known:
@@ -193,6 +200,12 @@ class ZooBackbone(BaseModule):
                              f'{self.family or "zoo"} models: {known}')
         if pyramid not in ('simple', 'none'):
             raise ValueError(f"pyramid must be 'simple' or 'none'; got {pyramid!r}")
+        if feature not in ('block', 'residual'):
+            raise ValueError(f"feature must be 'block' or 'residual'; got {feature!r}")
+        if feature == 'residual' and family_of(model_name) != 'vim':
+            raise ValueError(f"feature='residual' is for Vim models (VimDet's last_layer_process='add'); "
+                             f"got {model_name!r}")
+        self.feature = feature
         self.model_name = model_name
         self.model_kwargs = dict(model_kwargs or {})
         if drop_path_rate is not None:
@@ -217,6 +230,8 @@ class ZooBackbone(BaseModule):
         # used to freeze stages by name, for every family alike.
         self._groups = list(group_parameters(self.model, self.model.group_matcher(coarse=True)).values())
         self.model.prune_intermediate_layers(list(out_indices), prune_norm=True, prune_head=True)
+        if feature == 'residual' and not isinstance(getattr(self.model, 'norm', None), nn.Identity):
+            raise RuntimeError(f"feature='residual' needs {model_name}'s final norm pruned to an Identity")
         if with_cp:
             self.model.set_grad_checkpointing(True)
 
@@ -302,8 +317,11 @@ class ZooBackbone(BaseModule):
 
     # -- forward ---------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor):
+        # Vim's forward_intermediates(norm=True) gives norm(residual + block output); the final norm is pruned
+        # (an Identity), so that is residual + block output, unnormalised: feature='residual'.
         feats = self.model.forward_intermediates(x, indices=list(self.out_indices), intermediates_only=True,
-                                                 output_fmt='NCHW')
+                                                 output_fmt='NCHW', **({'norm': True} if self.feature == 'residual'
+                                                                       else {}))
         if self.out_norms is not None:
             feats = [norm(f) for norm, f in zip(self.out_norms, feats)]
         if self.pyramid is not None:

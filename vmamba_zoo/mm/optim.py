@@ -12,6 +12,14 @@ the official constructor (``len(param.shape) == 1 or name.endswith('.bias') or n
 'cls_token')``). Note: the official Vim constructor matches ``backbone.blocks`` while Vim names its blocks
 ``layers``, so there every Vim block fell into the top layer; here the decay reaches the blocks as configured.
 
+``paramwise_cfg=dict(no_decay_names=[...])`` replaces that rule: weight decay 0 exactly for the parameters whose
+full name (``backbone.model.pos_embed``, ``neck.stages.0.1.weight``, ...) matches one of the fnmatch patterns, and
+the configured decay for every other one. VimDet needs it: detectron2's ``get_default_optimizer_params`` there
+(hustvl/Vim ``det/detectron2/solver/build.py``, ``weight_decay_norm=0``) exempts only ``torch.nn`` norm modules,
+and Vim's RMSNorm and ViTDet's channels-first LayerNorm are neither, so with the override
+``{"pos_embed": {"weight_decay": 0.0}}`` (``det/projects/ViTDet/configs/COCO/mask_rcnn_vimdet_b_100ep.py``) every
+parameter but ``pos_embed`` is decayed.
+
 Config: ``optim_wrapper=dict(type='OptimWrapper', constructor='ZooLayerDecayOptimWrapperConstructor',
 optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05), paramwise_cfg=dict(layer_decay_rate=0.92))``.
 """
@@ -47,14 +55,20 @@ class ZooLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                              'backbone')
         ids, num_layers = layer_ids(backbone)
         no_decay = set(getattr(backbone.model, 'no_weight_decay', lambda: set())())
+        no_decay_names = self.paramwise_cfg.get('no_decay_names')
+        if isinstance(no_decay_names, str):
+            no_decay_names = [no_decay_names]
         groups = {}
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
             inner = name[len('backbone.model.'):] if name.startswith('backbone.model.') else None
             layer = ids.get(inner, num_layers - 1) if inner is not None else num_layers
-            skip_wd = param.ndim <= 1 or name.endswith('.bias') or (
-                inner is not None and any(fnmatch.fnmatch(inner, pat) for pat in no_decay))
+            if no_decay_names is not None:
+                skip_wd = any(fnmatch.fnmatch(name, pat) for pat in no_decay_names)
+            else:
+                skip_wd = param.ndim <= 1 or name.endswith('.bias') or (
+                    inner is not None and any(fnmatch.fnmatch(inner, pat) for pat in no_decay))
             key = (layer, skip_wd)
             if key not in groups:
                 scale = decay_rate ** (num_layers - layer)

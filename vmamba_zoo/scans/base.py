@@ -168,7 +168,9 @@ class ScanStrategy:
         hit = cache.get(key)
         if hit is not None:
             return hit
-        with lock:
+        # inference_mode(False): maps first built inside torch.inference_mode() must stay usable by autograd later
+        # (an inference tensor cannot be saved for backward), since the cache outlives the call
+        with lock, torch.inference_mode(False):
             cpu_key = (H, W, torch.device('cpu'))
             cpu = cache.get(cpu_key)
             if cpu is None:

@@ -1,6 +1,8 @@
-# Paper (ChenhongyiYang/PlainMamba README): Mask R-CNN 1x box AP 46.0 / mask AP 40.6 (53M) with PlainMamba-Adapter-L2. This config
-# does NOT reproduce that number: the adapter is not implemented (see ../_base_/mask-rcnn_plainmamba_fpn_1x_coco.py);
-# the rest follows the official plain_mamba_det_configs/maskrcnn/l2_maskrcnn_1x.py (drop path 0.2).
+# No target: the published Mask R-CNN 1x result, box AP 46.0 / mask AP 40.6 (53M; ChenhongyiYang/PlainMamba
+# README.md, "PlainMamba-Adapter-L2"), is for the ViT-Adapter backbone, which is not implemented (what it
+# needs: ../_base_/mask-rcnn_plainmamba_fpn_1x_coco.py). This config is the official recipe
+# (downstream/mmdetection/plain_mamba_det_configs/maskrcnn/l2_maskrcnn_1x.py: drop path 0.2) with the plain
+# L2 and a simple pyramid over blocks (5, 11, 17, 23) instead; expect a lower number.
 
 # Weights: `zoo:plainmamba_l2` = <weights dir>/plainmamba_l2.{safetensors,pth} (VMAMBA_ZOO_WEIGHTS or ~/.cache/vmamba_zoo).
 _base_ = ['../_base_/mask-rcnn_plainmamba_fpn_1x_coco.py']

@@ -1,7 +1,12 @@
-# Target: Mask R-CNN 3x (multi-scale), COCO val2017 box AP 48.8 / mask AP 43.6 (YuHengsss/VSSD readme.md; official
-# configs: detection/).
-# Drop path: the ImageNet value of the variant; the official downstream config was not checked here (the numbers
-# are from the README).
+# Target: Mask R-CNN 3x (multi-scale), COCO val2017 box AP 48.8 / mask AP 43.6 (44M, 265G) (YuHengsss/VSSD
+# (87b753b356dd) readme.md).
+# Official config: YuHengsss/VSSD (87b753b356dd) detection/configs/vssd/mask_rcnn_vssd_fpn_coco_tiny_3x.py.
+# Recipe (../_base_/mask-rcnn_fpn_ms-3x_coco.py = the official file's base
+# detection/configs/swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py): AdamW lr 1e-4, wd 0.05, no decay on norms,
+# 36 epochs, lr x0.1 at 27 and 33, 1000-iteration warm-up, multi-scale 480-800 resize or DETR-style crop.
+# Drop path 0.2: set in the official file (the backbone takes it directly; ImageNet training used 0.2 too).
+# Batch: 2 images per GPU (the repository's coco_instance.py) x 8 GPUs (readme.md: `bash ./tools/dist_train.sh
+# </path/to/config> 8`) = 16.
 
 # Weights: `zoo:vssd_tiny` = <weights dir>/vssd_tiny.{safetensors,pth} (VMAMBA_ZOO_WEIGHTS or ~/.cache/vmamba_zoo).
 _base_ = ['../_base_/mask-rcnn_fpn_ms-3x_coco.py']

@@ -4,13 +4,17 @@
 delta_softplus=False, backend=None)`` -> (B, D, H, W)
 
 Paths: ``plain`` (``naive.py``: ``scan()`` -> projections -> ``selective_scan()`` -> ``merge()``, every device,
-and the path traced for FLOP counting) and ``fused`` (``triton.py``: one Triton kernel per pass that reads the
-strategy's index maps inside the kernel, so the K re-ordered copies of the map are never written).
+and the path traced for FLOP counting), ``fused`` (``triton.py``: one Triton kernel per pass that reads the
+strategy's index maps inside the kernel, so the K re-ordered copies of the map are never written; forward and
+backward) and ``fused_cpu`` (``cpu.py``: the same idea as a C++ CPU kernel, forward only, built on first use).
 
-Dispatch: ``backend=`` or the environment variable ``VMAMBA_ZOO_SCAN2D_BACKEND`` ('fused' or 'plain') pins a
-path; otherwise ``fused`` runs for CUDA inputs when Triton is installed, the state is at most 256 wide, the dtype
-is fp32/fp16/bf16 and the call is not being traced, and ``plain`` everywhere else. Pinning a selective-scan
-backend with ``VMAMBA_ZOO_SCAN_BACKEND`` also selects ``plain`` (so that backend really runs).
+Dispatch: ``backend=`` or the environment variable ``VMAMBA_ZOO_SCAN2D_BACKEND`` ('plain', 'fused' or
+'fused_cpu') pins a path; otherwise ``fused`` runs for CUDA inputs when Triton is installed, the state is at most
+256 wide, the dtype is fp32/fp16/bf16 and the call is not being traced; ``fused_cpu`` runs for CPU inputs of
+those dtypes when autograd does not record the call (inference) and the C++ kernels build
+(``vmamba_zoo.ops.selective_scan.cpu``); ``plain`` everywhere else. Calls recorded by autograd never run
+``fused_cpu`` (it has no backward): pinned, they run ``plain``, which gives the same results. Pinning a
+selective-scan backend with ``VMAMBA_ZOO_SCAN_BACKEND`` also selects ``plain`` (so that backend really runs).
 """
 import os
 from typing import Optional, Union
@@ -20,17 +24,24 @@ import torch
 from ...scans import ScanStrategy, get_scan
 from ..selective_scan import ENV_BACKEND as ENV_SCAN_BACKEND
 from ..selective_scan import triton_available
+from ..selective_scan.cpu import cpu_backend_available, needs_autograd
 from .naive import selective_scan_2d_naive
 
 __all__ = ['selective_scan_2d', 'selective_scan_2d_naive', 'ENV_BACKEND', 'BACKENDS']
 
 ENV_BACKEND = 'VMAMBA_ZOO_SCAN2D_BACKEND'
-BACKENDS = ('plain', 'fused')
+BACKENDS = ('plain', 'fused', 'fused_cpu')
+_FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def _fused_accepts(x: torch.Tensor, A: torch.Tensor) -> bool:
-    return (x.is_cuda and triton_available() and A.shape[1] <= 256 and not torch.jit.is_tracing()
-            and x.dtype in (torch.float32, torch.float16, torch.bfloat16) and not os.environ.get(ENV_SCAN_BACKEND))
+def _automatic_backend(x: torch.Tensor, A: torch.Tensor, weights) -> str:
+    if torch.jit.is_tracing() or os.environ.get(ENV_SCAN_BACKEND) or x.dtype not in _FUSED_DTYPES:
+        return 'plain'
+    if x.is_cuda and triton_available() and A.shape[1] <= 256:
+        return 'fused'
+    if x.device.type == 'cpu' and not needs_autograd(x, A, *weights) and cpu_backend_available():
+        return 'fused_cpu'
+    return 'plain'
 
 
 def selective_scan_2d(x: torch.Tensor, strategy: Union[str, ScanStrategy], x_proj_weight: torch.Tensor,
@@ -56,7 +67,9 @@ def selective_scan_2d(x: torch.Tensor, strategy: Union[str, ScanStrategy], x_pro
                          f'{R} + 2*{N} rows for A {tuple(A.shape)} (K*D, N) and dt rank R={R}')
     name = backend or os.environ.get(ENV_BACKEND) or None
     if name is None:
-        name = 'fused' if _fused_accepts(x, A) else 'plain'
+        name = _automatic_backend(x, A, (x_proj_weight, dt_projs_weight, D, delta_bias))
+    if name == 'fused_cpu' and needs_autograd(x, x_proj_weight, dt_projs_weight, A, D, delta_bias):
+        name = 'plain'  # the C++ kernel is forward-only; plain gives the same results with gradients
     if name == 'plain':
         return selective_scan_2d_naive(x, strategy, x_proj_weight, dt_projs_weight, A, D=D,
                                        delta_bias=delta_bias, delta_softplus=delta_softplus)
@@ -64,4 +77,8 @@ def selective_scan_2d(x: torch.Tensor, strategy: Union[str, ScanStrategy], x_pro
         from .triton import selective_scan_2d_fused  # imported on first use: importing triton costs ~0.5 s
         return selective_scan_2d_fused(x, strategy, x_proj_weight, dt_projs_weight, A, D=D,
                                        delta_bias=delta_bias, delta_softplus=delta_softplus)
+    if name == 'fused_cpu':
+        from .cpu import selective_scan_2d_fused_cpu
+        return selective_scan_2d_fused_cpu(x, strategy, x_proj_weight, dt_projs_weight, A, D=D,
+                                           delta_bias=delta_bias, delta_softplus=delta_softplus)
     raise ValueError(f"selective_scan_2d: unknown backend {name!r}; known: {', '.join(BACKENDS)}")

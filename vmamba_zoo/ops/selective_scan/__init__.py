@@ -8,10 +8,11 @@ return_last_state=False, backend=None, return_states=False)``
 * State and accumulation in fp32 (float64 for float64 inputs); the output has u's dtype.
 * ``return_states=True`` (with C, D, z None) returns every hidden state h_t, (batch, K*D, N, L) in the compute
   dtype, for ops that transform the states before reading them out (Spatial-Mamba's state fusion). Only backends
-  registered with ``states=True`` run this mode (``naive``, ``chunked``); the others are skipped by the dispatch.
+  registered with ``states=True`` run this mode (``naive``, ``chunked``, ``cpp``); the others are skipped by the dispatch.
 
 Backends (``available_backends()``): ``naive`` (sequential reference, the truth), ``chunked`` (plain PyTorch,
-the CPU path and the fallback anywhere), ``triton`` (forward + backward kernels, the default for CUDA tensors
+the CPU training path and the fallback anywhere), ``cpp`` (the C++ CPU kernel of ``kernels/cpu``, built on first
+use: the CPU inference path, see ``cpu.py``), ``triton`` (forward + backward kernels, the default for CUDA tensors
 when Triton is installed) and ``cuda`` (the CUDA C++ kernels of ``kernels/``, built on first use; only when
 pinned, see ``cuda.py``). ``backend=None`` picks the first registered backend for the input's device that accepts
 the inputs; the environment variable ``VMAMBA_ZOO_SCAN_BACKEND`` forces one everywhere (e.g. ``naive`` when
@@ -29,9 +30,10 @@ import torch
 
 from .chunked import selective_scan_chunked
 from .common import check_inputs
+from .cpu import cpu_accepts, selective_scan_cpu
 from .naive import selective_scan_naive
 
-__all__ = ['selective_scan', 'selective_scan_naive', 'selective_scan_chunked', 'register_backend',
+__all__ = ['selective_scan', 'selective_scan_naive', 'selective_scan_chunked', 'selective_scan_cpu', 'register_backend',
            'available_backends', 'SelectiveScanFn']
 
 ENV_BACKEND = 'VMAMBA_ZOO_SCAN_BACKEND'
@@ -90,6 +92,11 @@ def _cuda_backend(*args, **kwargs):
 # 1.9-2.3x slower than 'triton' at VMamba-T stages 1-2, on par at stage 3 and 1.1-1.3x faster only at stage 4
 # (L=49), and its first call costs a ~30 s build, so the automatic CUDA order stays triton -> chunked.
 register_backend('cuda', _cuda_backend)
+
+
+# 'cpp': the zoo's C++ CPU kernel (kernels/cpu, built on first use, cpu.py). Preferred on CPU for calls autograd
+# does not record (inference); recorded calls and float64 run 'chunked', so gradients stay exact.
+register_backend('cpp', selective_scan_cpu, device_types=('cpu',), accepts=cpu_accepts, states=True)
 
 
 def _resolve_backend(backend: Optional[str], u, delta, A, B, C, return_states: bool = False) -> Callable:

@@ -13,8 +13,9 @@ dilations=(1, 3, 5), order=None, backend=None)``
   direction k is pixel ``order[k, s]`` (a permutation per row; a scan strategy's ``ScanIndex.orders``).
 * Returns y (batch, K*D, L) in u's dtype, in step order: y_t = <C_t, fused h at t's pixel> + D u_t.
 
-Backends (``available_backends()``): ``naive`` (sequential reference, the truth) and ``chunked`` (plain PyTorch:
-chunked scan + conv2d, the default everywhere). A GPU kernel (e.g. one that fuses the read-out and never writes
+Backends (``available_backends()``): ``naive`` (sequential reference, the truth), ``chunked`` (plain PyTorch:
+chunked scan + conv2d, the default off CPU and for CPU calls autograd records) and ``cpp`` (the same fusion with
+the states from the C++ CPU scan of ``kernels/cpu``, ``cpu.py``: the CPU default when that kernel builds). A GPU kernel (e.g. one that fuses the read-out and never writes
 all states) registers itself with ``register_backend``; ``VMAMBA_ZOO_STATE_FUSION_BACKEND`` pins one.
 
 Under ``torch.jit.trace`` the call is one ``prim::PythonOp.StateFusionScanFn`` node, counted by
@@ -26,11 +27,14 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 
 from ...flops import register_flop_handle
+from ..selective_scan.cpu import cpu_accepts
 from .chunked import fuse_states, state_fusion_scan_chunked
 from .common import check_inputs
+from .cpu import state_fusion_scan_cpu
 from .naive import state_fusion_scan_naive
 
-__all__ = ['state_fusion_scan', 'state_fusion_scan_naive', 'state_fusion_scan_chunked', 'fuse_states',
+__all__ = ['state_fusion_scan', 'state_fusion_scan_naive', 'state_fusion_scan_chunked', 'state_fusion_scan_cpu',
+           'fuse_states',
            'register_backend', 'available_backends', 'StateFusionScanFn', 'state_fusion_flop_jit']
 
 ENV_BACKEND = 'VMAMBA_ZOO_STATE_FUSION_BACKEND'
@@ -53,6 +57,11 @@ def register_backend(name: str, fn: Callable, device_types: Tuple[str, ...] = ()
 
 def available_backends():
     return sorted(_BACKENDS)
+
+
+# the C++ state scan on CPU (inference; recorded calls run the chunked scan inside it, same gradients)
+register_backend('cpp', state_fusion_scan_cpu, device_types=('cpu',),
+                 accepts=lambda u, A, weight: cpu_accepts(u, u, A, None, None))
 
 
 def _pick(backend: Optional[str], u, A, weight) -> Callable:

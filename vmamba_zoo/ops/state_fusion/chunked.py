@@ -15,7 +15,7 @@ from ..selective_scan.chunked import selective_scan_chunked
 from ..selective_scan.common import compute_dtype
 from .common import check_inputs, pixel_inverse
 
-__all__ = ['state_fusion_scan_chunked', 'fuse_states']
+__all__ = ['state_fusion_scan_chunked', 'fuse_states', 'fuse_scan_states']
 
 
 def fuse_states(maps: torch.Tensor, weight: torch.Tensor, dilations) -> torch.Tensor:
@@ -45,12 +45,22 @@ def fuse_states(maps: torch.Tensor, weight: torch.Tensor, dilations) -> torch.Te
 def state_fusion_scan_chunked(u, delta, A, B, C, weight, size, D=None, delta_bias=None, delta_softplus=False,
                               dilations=(1, 3, 5), order=None, chunk_size=None):
     """See ``vmamba_zoo.ops.state_fusion.state_fusion_scan``; ``chunk_size`` is passed to the chunked scan."""
+    def states_of(u, delta, A, B, delta_bias, delta_softplus):
+        return selective_scan_chunked(u, delta, A, B, None, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                                      chunk_size=chunk_size, return_states=True)
+    return fuse_scan_states(states_of, u, delta, A, B, C, weight, size, D, delta_bias, delta_softplus, dilations,
+                            order)
+
+
+def fuse_scan_states(states_of, u, delta, A, B, C, weight, size, D=None, delta_bias=None, delta_softplus=False,
+                     dilations=(1, 3, 5), order=None):
+    """The state-fusion data flow around any scan that returns every hidden state: ``states_of(u, delta, A, B,
+    delta_bias, delta_softplus)`` -> (batch, K*D, N, L) (the chunked scan here, the C++ kernel in ``cpu.py``)."""
     fs = check_inputs(u, delta, A, B, C, weight, size, D, delta_bias, dilations, order)
     batch, channels, length, d_state, groups, _ = fs.scan
     dtype = compute_dtype(u, delta, A, B, C, weight, D, delta_bias)
     per_group = channels // groups
-    states = selective_scan_chunked(u, delta, A, B, None, delta_bias=delta_bias, delta_softplus=delta_softplus,
-                                    chunk_size=chunk_size, return_states=True)  # (batch, K*D, N, L)
+    states = states_of(u, delta, A, B, delta_bias, delta_softplus)  # (batch, K*D, N, L)
     states = states.to(dtype)  # float64 weights with float32 sequences: fuse in float64 as the reference does
     rows = per_group * d_state  # state maps per direction
     states = states.view(batch, groups, rows, length)
