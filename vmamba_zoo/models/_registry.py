@@ -93,3 +93,15 @@ def list_models(pattern: str = '*'):
     """Sorted names of the zoo's registered models, optionally filtered by an fnmatch pattern."""
     import fnmatch
     return sorted(n for n in _ZOO_MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def imagenet_eval_cfg(family: dict, url: str = '', **overrides) -> dict:
+    """A timm pretrained cfg with the evaluation every zoo family's official repo uses: 224x224 input, centre crop
+    ratio 0.875 (Resize 256 + CenterCrop 224), bicubic, ImageNet mean/std, 1000 classes, pool 7x7, classifier
+    ``head.fc``. ``family`` holds the family's own keys (first_conv, license, paper_ids, paper_name, origin_url,
+    ...); ``overrides`` (a variant's cfg keys) win over both. Each family's ``_cfg`` cites where its repo sets this."""
+    return {
+        'url': url, 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
+        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225),
+        'classifier': 'head.fc', **family, **overrides,
+    }

@@ -35,7 +35,7 @@ from ..layers import PatchEmbed, PatchMerging, SS2D
 from ..scans import ScanStrategy, get_scan
 from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import register_zoo_model
+from ._registry import imagenet_eval_cfg, register_zoo_model
 
 __all__ = ['EfficientVMamba', 'EVSSBlock', 'InvertedResidual', 'ChannelAttention', 'checkpoint_filter_fn']
 
@@ -339,14 +339,11 @@ def checkpoint_filter_fn(state_dict, model: EfficientVMamba):
 def _cfg(url: str = '', **kwargs):
     # Official eval (classification/lib/dataset/transform.py build_val_transforms with the logs'
     # interpolation='bicubic'): Resize(256) + CenterCrop(224) -> crop_pct 0.875, ImageNet mean/std.
-    return {
-        'url': url, 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225),
-        'first_conv': 'stem.proj', 'classifier': 'head.fc', 'license': 'apache-2.0',
-        'paper_ids': 'arXiv:2403.09977',
-        'paper_name': 'EfficientVMamba: Atrous Selective Scan for Light Weight Visual Mamba',
-        'origin_url': 'https://github.com/TerryPei/EfficientVMamba', **kwargs,
-    }
+    return imagenet_eval_cfg(dict(
+        first_conv='stem.proj', license='apache-2.0', paper_ids='arXiv:2403.09977',
+        paper_name='EfficientVMamba: Atrous Selective Scan for Light Weight Visual Mamba',
+        origin_url='https://github.com/TerryPei/EfficientVMamba'),
+        url=url, **kwargs)
 
 
 # The official weights are on the Hugging Face hub under the author's repos (file names not recorded in the

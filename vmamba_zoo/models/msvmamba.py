@@ -36,7 +36,7 @@ from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ..ops import selective_scan
 from ..scans import ScanGroup, ScanStrategy, get_scan, merge, scan
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import register_zoo_model
+from ._registry import imagenet_eval_cfg, register_zoo_model
 from .vmamba import _DOWNSAMPLES, _STEMS, VMambaStage, _rename_official_key
 
 __all__ = ['MSVMamba', 'MultiScaleSS2D', 'MSVSSBlock', 'checkpoint_filter_fn']
@@ -284,14 +284,11 @@ def checkpoint_filter_fn(state_dict, model: MSVMamba):
 def _cfg(url: str = '', **kwargs):
     # Official eval (classification/config.py, both branches): 224x224, TEST.CROP ratio 0.875, bicubic, ImageNet
     # mean/std.
-    return {
-        'url': url, 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225),
-        'first_conv': 'stem.proj', 'classifier': 'head.fc', 'license': 'mit',
-        'paper_ids': 'arXiv:2405.14174', 'paper_name': 'Multi-Scale VMamba: Hierarchy in Hierarchy Visual State '
-                                                     'Space Model',
-        'origin_url': 'https://github.com/YuHengsss/MSVMamba', **kwargs,
-    }
+    return imagenet_eval_cfg(dict(
+        first_conv='stem.proj', license='mit', paper_ids='arXiv:2405.14174',
+        paper_name='Multi-Scale VMamba: Hierarchy in Hierarchy Visual State Space Model',
+        origin_url='https://github.com/YuHengsss/MSVMamba'),
+        url=url, **kwargs)
 
 
 # Official weights: Google Drive folders (master README) and the Hugging Face repo YuhengSSS/MSVMamba (v2 README).

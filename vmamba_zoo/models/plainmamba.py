@@ -55,7 +55,7 @@ from ..ops import selective_scan
 from ..scans import ScanStrategy, get_scan, scan as scan_map, merge as merge_map
 from ..scans.strategies import ZIGZAG_DOWN, ZIGZAG_LEFT, ZIGZAG_RIGHT, ZIGZAG_START, ZIGZAG_UP
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import register_zoo_model
+from ._registry import imagenet_eval_cfg, register_zoo_model
 
 __all__ = ['PlainMamba', 'PlainMamba2D', 'PlainMambaBlock', 'ConvPatchEmbed', 'checkpoint_filter_fn',
            'step_direction_codes', 'codes_from_orders']
@@ -468,15 +468,12 @@ def checkpoint_filter_fn(state_dict, model: PlainMamba):
 def _cfg(url: str = '', **kwargs):
     # Official eval pipeline (configs/_base_/datasets/imagenet_bs64_swin_224_lmdb.py test_pipeline): Resize short
     # side to 256 (pillow, bicubic) + CenterCrop 224 -> crop_pct 224/256 = 0.875; mean/std 123.675,116.28,103.53 /
-    # 58.395,57.12,57.375 on 0-255 RGB = the ImageNet constants below.
-    return {
-        'url': url, 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (14, 14),
-        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225),
-        'first_conv': 'patch_embed.stem.0', 'classifier': 'head.fc', 'license': 'apache-2.0',
-        'paper_ids': 'arXiv:2403.17695',
-        'paper_name': 'PlainMamba: Improving Non-Hierarchical Mamba in Visual Recognition',
-        'origin_url': 'https://github.com/ChenhongyiYang/PlainMamba', **kwargs,
-    }
+    # 58.395,57.12,57.375 on 0-255 RGB = the ImageNet mean/std of imagenet_eval_cfg.
+    return imagenet_eval_cfg(dict(
+        first_conv='patch_embed.stem.0', license='apache-2.0', pool_size=(14, 14), paper_ids='arXiv:2403.17695',
+        paper_name='PlainMamba: Improving Non-Hierarchical Mamba in Visual Recognition',
+        origin_url='https://github.com/ChenhongyiYang/PlainMamba'),
+        url=url, **kwargs)
 
 
 # Official weights: the README's Hugging Face links (mmcls checkpoints; converted by checkpoint_filter_fn).

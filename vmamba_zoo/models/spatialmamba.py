@@ -36,7 +36,7 @@ from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ..ops.state_fusion import state_fusion_scan
 from ..scans import ScanStrategy, get_scan, merge, scan
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import register_zoo_model
+from ._registry import imagenet_eval_cfg, register_zoo_model
 from .vmamba import VMambaStage
 from .vssd import _rename_official_key as _rename_mlla_key
 
@@ -252,14 +252,11 @@ def checkpoint_filter_fn(state_dict, model: SpatialMamba):
 def _cfg(url: str = '', **kwargs):
     # Official eval (classification/config.py, Swin's data pipeline): 224x224, TEST.CROP with crop ratio 0.875,
     # bicubic, ImageNet mean/std. License: Apache-2.0 (LICENSE).
-    return {
-        'url': url, 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225),
-        'first_conv': 'stem.conv1.conv', 'classifier': 'head.fc', 'license': 'apache-2.0',
-        'paper_ids': 'arXiv:2410.15091',
-        'paper_name': 'Spatial-Mamba: Effective Visual State Space Models via Structure-Aware State Fusion',
-        'origin_url': 'https://github.com/EdwardChasel/Spatial-Mamba', **kwargs,
-    }
+    return imagenet_eval_cfg(dict(
+        first_conv='stem.conv1.conv', license='apache-2.0', paper_ids='arXiv:2410.15091',
+        paper_name='Spatial-Mamba: Effective Visual State Space Models via Structure-Aware State Fusion',
+        origin_url='https://github.com/EdwardChasel/Spatial-Mamba'),
+        url=url, **kwargs)
 
 
 # Official weights are Google Drive files linked from the official README (no hub mirror). The zoo downloads

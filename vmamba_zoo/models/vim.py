@@ -48,7 +48,6 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, RmsNorm, lecun_normal_, resample_abs_pos_embed, to_2tuple, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs
 from timm.models._features import feature_take_indices
@@ -56,7 +55,7 @@ from timm.models._features import feature_take_indices
 from ..layers import MambaMixer, check_image_input
 from ..scans import ScanStrategy, get_scan
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import register_zoo_model
+from ._registry import imagenet_eval_cfg, register_zoo_model
 
 __all__ = ['Vim', 'VimTokenScan', 'checkpoint_filter_fn', 'resample_pos_embed']
 
@@ -476,14 +475,12 @@ def checkpoint_filter_fn(state_dict, model: Vim):
 def _cfg(**kwargs):
     # Official eval (vim/datasets.py build_transform, main.py --eval-crop-ratio 0.875): Resize(256, bicubic) ->
     # CenterCrop(224), ImageNet default mean/std.
-    return {
-        'url': '', 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': None, 'fixed_input_size': False,
-        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'patch_embed.proj', 'classifier': 'head', 'license': 'apache-2.0',
-        'paper_ids': 'arXiv:2401.09417',
-        'paper_name': 'Vision Mamba: Efficient Visual Representation Learning with Bidirectional State Space Model',
-        'origin_url': 'https://github.com/hustvl/Vim', **kwargs,
-    }
+    return imagenet_eval_cfg(dict(
+        first_conv='patch_embed.proj', classifier='head', license='apache-2.0', pool_size=None,
+        fixed_input_size=False, paper_ids='arXiv:2401.09417',
+        paper_name='Vision Mamba: Efficient Visual Representation Learning with Bidirectional State Space Model',
+        origin_url='https://github.com/hustvl/Vim'),
+        **kwargs)
 
 
 # Weights: the Hugging Face repos linked from the hustvl/Vim README "Model Weights" table (file names as cited by

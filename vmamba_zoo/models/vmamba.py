@@ -29,7 +29,7 @@ from ..layers import ConvDownsample, ConvStem, PatchEmbed, PatchMerging, VSSBloc
 from ..scans import ScanStrategy
 from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import register_zoo_model
+from ._registry import imagenet_eval_cfg, register_zoo_model
 
 __all__ = ['VMamba', 'checkpoint_filter_fn']
 
@@ -203,13 +203,10 @@ def checkpoint_filter_fn(state_dict, model: VMamba):
 
 def _cfg(url: str = '', **kwargs):
     # Official eval: 224x224, crop ratio 0.875 (config.py TEST.CROP), bicubic, ImageNet mean/std.
-    return {
-        'url': url, 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225),
-        'first_conv': 'stem.conv1', 'classifier': 'head.fc', 'license': 'mit',
-        'paper_ids': 'arXiv:2401.10166', 'paper_name': 'VMamba: Visual State Space Model',
-        'origin_url': 'https://github.com/MzeroMiko/VMamba', **kwargs,
-    }
+    return imagenet_eval_cfg(dict(
+        first_conv='stem.conv1', license='mit', paper_ids='arXiv:2401.10166',
+        paper_name='VMamba: Visual State Space Model', origin_url='https://github.com/MzeroMiko/VMamba'),
+        url=url, **kwargs)
 
 
 # Official weights are GitHub release files of MzeroMiko/VMamba (no hub mirror); timm loads them from a local

@@ -32,7 +32,7 @@ from ..layers import Attention, InvertedBottleneckDownsample, ResidualConvStem, 
 from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ..ops.nc_ssd import nc_ssd
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import register_zoo_model
+from ._registry import imagenet_eval_cfg, register_zoo_model
 
 __all__ = ['VSSD', 'NonCausalSSDMixer', 'VSSDBlock', 'checkpoint_filter_fn']
 
@@ -274,13 +274,11 @@ def checkpoint_filter_fn(state_dict, model: VSSD):
 def _cfg(url: str = '', **kwargs):
     # Official eval (classification/config.py, Swin's data pipeline): 224x224, TEST.CROP with crop ratio 0.875,
     # bicubic, ImageNet mean/std. The official repo has no LICENSE file.
-    return {
-        'url': url, 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225),
-        'first_conv': 'stem.conv1.conv', 'classifier': 'head.fc', 'license': 'unknown',
-        'paper_ids': 'arXiv:2407.18559', 'paper_name': 'VSSD: Vision Mamba with Non-Causal State Space Duality',
-        'origin_url': 'https://github.com/YuHengsss/VSSD', **kwargs,
-    }
+    return imagenet_eval_cfg(dict(
+        first_conv='stem.conv1.conv', license='unknown', paper_ids='arXiv:2407.18559',
+        paper_name='VSSD: Vision Mamba with Non-Causal State Space Duality',
+        origin_url='https://github.com/YuHengsss/VSSD'),
+        url=url, **kwargs)
 
 
 # Official weights: Hugging Face repo YuhengSSS/VSSD (file names from the official readme.md). The zoo downloads

@@ -8,7 +8,7 @@ return_last_state=False, backend=None, return_states=False)``
 * State and accumulation in fp32 (float64 for float64 inputs); the output has u's dtype.
 * ``return_states=True`` (with C, D, z None) returns every hidden state h_t, (batch, K*D, N, L) in the compute
   dtype, for ops that transform the states before reading them out (Spatial-Mamba's state fusion). Only backends
-  registered with ``states=True`` run this mode (``naive``, ``chunked``, ``cpp``); the others are skipped by the dispatch.
+  registered with ``states=True`` run this mode (``naive``, ``chunked``, ``cpp``); the dispatch skips the others.
 
 Backends (``available_backends()``): ``naive`` (sequential reference, the truth), ``chunked`` (plain PyTorch,
 the CPU training path and the fallback anywhere), ``cpp`` (the C++ CPU kernel of ``kernels/cpu``, built on first

@@ -15,8 +15,9 @@ dilations=(1, 3, 5), order=None, backend=None)``
 
 Backends (``available_backends()``): ``naive`` (sequential reference, the truth), ``chunked`` (plain PyTorch:
 chunked scan + conv2d, the default off CPU and for CPU calls autograd records) and ``cpp`` (the same fusion with
-the states from the C++ CPU scan of ``kernels/cpu``, ``cpu.py``: the CPU default when that kernel builds). A GPU kernel (e.g. one that fuses the read-out and never writes
-all states) registers itself with ``register_backend``; ``VMAMBA_ZOO_STATE_FUSION_BACKEND`` pins one.
+the states from the C++ CPU scan of ``kernels/cpu``, ``cpu.py``: the CPU default when that kernel builds). A GPU
+kernel (e.g. one that fuses the read-out and never writes all states) registers itself with ``register_backend``;
+``VMAMBA_ZOO_STATE_FUSION_BACKEND`` pins one.
 
 Under ``torch.jit.trace`` the call is one ``prim::PythonOp.StateFusionScanFn`` node, counted by
 ``vmamba_zoo.flops`` with the official accounting (``state_fusion_flop_jit``).
