@@ -278,3 +278,167 @@ def test_layer_decay_constructor_no_decay_names():
     for name in ('head.bias', 'backbone.model.blocks.0.norm.weight', 'backbone.model.blocks.0.mixer.Ds',
                  'backbone.model.cls_token', 'head.weight'):
         assert wd_of[id(params[name])] == pytest.approx(0.1), name
+
+
+# -- PlainMamba-Adapter (vmamba_zoo/mm/adapter.py) -------------------------------------------------------------------
+# a cheap adapter for the numerical tests: 4 blocks of width 48 (6 heads of 8), one block per interaction
+_SMALL_ADAPTER = dict(model_name='plainmamba_l1', model_kwargs=dict(depth=4, embed_dim=48), norm_cfg=dict(type='BN'))
+
+
+def _adapter(**kwargs):
+    from vmamba_zoo.mm import PlainMambaAdapter
+    return PlainMambaAdapter(**dict(_SMALL_ADAPTER, **kwargs))
+
+
+def test_plainmamba_adapter_l1_official_structure_and_forward():
+    """L1 with the official arguments (l1_maskrcnn_1x.py): interactions over blocks [0,5]..[18,23], 6 heads x 4
+    points, gamma 0, 2 extra extractors in the last interaction only, no final norm; a 2x3x128x128 image gives 4 maps
+    of 192 channels at strides 4 / 8 / 16 / 32."""
+    from mmdet.registry import MODELS as DET
+    from vmamba_zoo.mm import PlainMambaAdapter
+    torch.manual_seed(0)
+    adapter = DET.build(dict(type='PlainMambaAdapter', model_name='plainmamba_l1', drop_path_rate=0.1,
+                             norm_cfg=dict(type='BN')))
+    assert isinstance(adapter, PlainMambaAdapter)
+    assert adapter.interaction_indexes == [(0, 5), (6, 11), (12, 17), (18, 23)]
+    assert adapter.out_channels == [192] * 4 and adapter.out_strides == [4, 8, 16, 32]
+    blocks = adapter.interactions
+    assert len(blocks) == 4 and [b.extra_extractors is not None for b in blocks] == [False, False, False, True]
+    inj = blocks[0].injector
+    assert (inj.attn.num_heads, inj.attn.num_levels, inj.attn.num_points) == (6, 3, 4)
+    assert blocks[0].extractor.attn.num_levels == 1 and blocks[3].extra_extractors[1].attn.num_levels == 1
+    assert all(float(b.injector.gamma.detach().abs().max()) == 0 for b in blocks)
+    assert inj.query_norm.eps == 1e-6 and blocks[0].extractor.ffn.fc1.out_features == 48  # cffn_ratio 0.25
+    assert blocks[0].extractor.drop_path.drop_prob == pytest.approx(0.1)  # the full rate, as the official code
+    assert max(m.drop_prob for m in adapter.model.modules() if type(m).__name__ == 'DropPath') == pytest.approx(0.1)
+    assert isinstance(adapter.model.norm, torch.nn.Identity) and adapter.level_embed.shape == (3, 192)
+    assert [tuple(c.out_channels for c in (adapter.spm.fc1, adapter.spm.conv2[0], adapter.spm.conv3[0],
+                                           adapter.spm.conv4[0]))] == [(192, 128, 256, 256)]
+    # 9.80M: the PlainMamba-L1 tokenizer, pos_embed and 24 blocks (7.36M, the official README's 7.3M) + spatial
+    # prior, interactions, up, ad_norms; the official README states 31M for the whole L1 Mask R-CNN only
+    # (tests/mm/test_configs.py checks that)
+    n_params = sum(p.numel() for p in adapter.parameters())
+    plain = sum(p.numel() for n, p in adapter.model.named_parameters())
+    assert n_params == pytest.approx(9.796e6, rel=1e-3) and plain == pytest.approx(7.358e6, rel=1e-3)
+    adapter.eval()
+    with torch.no_grad():
+        feats = adapter(torch.randn(2, 3, 128, 128))
+    assert isinstance(feats, tuple) and [tuple(f.shape) for f in feats] == [
+        (2, 192, 32, 32), (2, 192, 16, 16), (2, 192, 8, 8), (2, 192, 4, 4)]
+    assert all(torch.isfinite(f).all() for f in feats)
+    with pytest.raises(ValueError, match='divisible by 32'):
+        adapter(torch.randn(1, 3, 112, 128))
+
+
+def test_plainmamba_adapter_backward_and_gamma_zero_keeps_the_plain_model():
+    torch.manual_seed(0)
+    adapter = _adapter(drop_path_rate=0.0).train()
+    feats = adapter(torch.randn(2, 3, 64, 96))
+    assert [tuple(f.shape) for f in feats] == [(2, 48, 16, 24), (2, 48, 8, 12), (2, 48, 4, 6), (2, 48, 2, 3)]
+    sum(f.pow(2).mean() for f in feats).backward()
+    grads = {n: p.grad for n, p in adapter.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values()), \
+        [n for n, g in grads.items() if g is None]
+    assert all(float(grads[f'interactions.{i}.injector.gamma'].abs().sum()) > 0 for i in range(4))
+    # gamma = 0: the injectors add nothing, so the tokens leaving the last block are the plain model's
+    adapter.eval()
+    x = torch.randn(1, 3, 64, 64)
+    seen = {}
+    handle = adapter.model.blocks[-1].register_forward_hook(lambda m, i, o: seen.setdefault('last', o))
+    with torch.no_grad():
+        adapter(x)
+        handle.remove()
+        plain = adapter.model.forward_intermediates(x, indices=[3], intermediates_only=True, output_fmt='NHWC')[0]
+    torch.testing.assert_close(seen['last'], plain)
+
+
+def test_plainmamba_adapter_gradient_checkpointing_matches():
+    torch.manual_seed(0)
+    ref = _adapter(drop_path_rate=0.0)
+    cp = _adapter(drop_path_rate=0.0, with_cp=True)
+    cp.load_state_dict(ref.state_dict())
+    with torch.no_grad():  # non-zero gamma so the injectors take part
+        for m in (ref, cp):
+            for b in m.interactions:
+                b.injector.gamma.fill_(0.5)
+    x = torch.randn(1, 3, 64, 64)
+    outs = [sum(f.sum() for f in m(x)) for m in (ref, cp)]
+    for o in outs:
+        o.backward()
+    torch.testing.assert_close(outs[0], outs[1])
+    for name in ('model.blocks.0.mixer.in_proj.weight', 'interactions.0.injector.attn.value_proj.weight',
+                 'interactions.3.extra_extractors.1.ffn.fc1.weight', 'spm.conv2.0.weight'):
+        g = [dict(m.named_parameters())[name].grad for m in (ref, cp)]
+        torch.testing.assert_close(g[0], g[1], msg=name)
+
+
+def _official_adapter_layout(state_dict):
+    """Our adapter keys -> the official PlainMambaAdapter's (mmcls PlainMamba names at the top level)."""
+    import re
+    out = {}
+    for k, v in state_dict.items():
+        k = k.replace('model.patch_embed.proj.', 'patch_embed.projection.')
+        k = re.sub(r'^model\.blocks\.(\d+)\.mixer\.', r'layers.\1.mamba.', k)
+        k = re.sub(r'^model\.blocks\.(\d+)\.', r'layers.\1.', k)
+        out[k[len('model.'):] if k.startswith('model.') else k] = v
+    return out
+
+
+def test_plainmamba_adapter_loads_an_official_detector_checkpoint(tmp_path):
+    """A synthetic official-layout Mask R-CNN checkpoint (backbone.patch_embed.projection / backbone.layers.i.mamba /
+    backbone.spm / backbone.interactions / backbone.ad_norm*, plus neck keys) loads through init_cfg with
+    prefix='backbone.'; convert_official_adapter maps every key and refuses a checkpoint that does not fit."""
+    from vmamba_zoo.mm import convert_official_adapter, official_adapter_key
+    torch.manual_seed(0)
+    source = _adapter()
+    with torch.no_grad():
+        for b in source.interactions:
+            b.injector.gamma.normal_()
+    sd = source.state_dict()
+    official = _official_adapter_layout(sd)
+    assert {'patch_embed.projection.weight', 'pos_embed', 'layers.0.mamba.in_proj.weight', 'layers.0.dw.0.weight',
+            'level_embed', 'spm.stem.0.weight', 'interactions.0.injector.attn.sampling_offsets.weight',
+            'interactions.3.extra_extractors.1.ffn.dwconv.dwconv.weight', 'up.weight',
+            'ad_norm4.running_var'} <= set(official)
+    assert official_adapter_key('layers.3.mamba.direction_Bs') == 'model.blocks.3.mixer.direction_Bs'
+    assert official_adapter_key('patch_embed.stem.1.running_mean') == 'model.patch_embed.stem.1.running_mean'
+    assert official_adapter_key('interactions.0.injector.gamma') == 'interactions.0.injector.gamma'
+    path = tmp_path / 'l1_1x.pth'
+    detector = {'backbone.' + k: v for k, v in official.items()}
+    detector['neck.lateral_convs.0.conv.weight'] = torch.zeros(4, 48, 1, 1)
+    torch.save({'state_dict': detector, 'meta': {'epoch': 12}}, path)
+    target = _adapter(init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
+    missing, unexpected = target.load_pretrained(str(path), prefix='backbone.')
+    assert not missing and not unexpected
+    for k, v in target.state_dict().items():
+        torch.testing.assert_close(v, sd[k], msg=k)
+    torch.testing.assert_close(convert_official_adapter(detector, target)['model.blocks.1.mixer.A_log'],
+                               sd['model.blocks.1.mixer.A_log'])
+    broken = dict(official)
+    del broken['interactions.2.extractor.attn.value_proj.weight']
+    with pytest.raises(ValueError, match='missing interactions.2.extractor.attn.value_proj.weight'):
+        convert_official_adapter(broken, target)
+    # an mm checkpoint of the zoo adapter itself (keys model.*, spm.*, ...) loads as well
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in sd.items()}}, tmp_path / 'ours.pth')
+    again = _adapter()
+    assert again.load_pretrained(str(tmp_path / 'ours.pth'), prefix='backbone.') == ([], [])
+    torch.testing.assert_close(again.interactions[1].injector.gamma, source.interactions[1].injector.gamma)
+
+
+def test_plainmamba_adapter_imagenet_init_keeps_the_adapter_init(tmp_path):
+    """init_cfg with an ImageNet PlainMamba (official mmcls layout) fills the plain model only."""
+    name, kwargs = 'plainmamba_l1', dict(depth=4, embed_dim=48)
+    source = timm.create_model(name, **kwargs)
+    official = {}
+    for k, v in _official_adapter_layout({'model.' + k: v for k, v in source.state_dict().items()}).items():
+        if k.startswith('norm.'):  # the classifier's final norm is mmcls 'ln1'
+            k = 'ln1.' + k[len('norm.'):]
+        official[k if k.startswith('head.') else 'backbone.' + k] = v
+    path = tmp_path / 'l1.pth'
+    torch.save({'state_dict': official}, path)
+    torch.manual_seed(0)
+    adapter = _adapter(init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    spm_before = adapter.spm.fc2.weight.detach().clone()
+    adapter.init_weights()
+    _same_model_weights(adapter, {k: v for k, v in source.state_dict().items()})
+    torch.testing.assert_close(adapter.spm.fc2.weight, spm_before)

@@ -2,7 +2,8 @@
 
 Importing this module registers, in mmdet's and mmseg's ``MODELS`` (whichever is installed), one backbone class
 per family -- ``VMambaBackbone``, ``VimBackbone``, ... (see ``FAMILY_BACKBONES``) -- all the same
-``ZooBackbone`` over the family's timm-registered models, and the ``ZooLayerDecayOptimWrapperConstructor``; in
+``ZooBackbone`` over the family's timm-registered models, ``PlainMambaAdapter`` (PlainMamba's ViT-Adapter
+detection backbone, ``adapter.py``) and the ``ZooLayerDecayOptimWrapperConstructor``; in
 mmdet also the ``ViTDetSimpleFPN`` neck, and the channels-first ``LN2d`` norm for ``norm_cfg`` (``neck.py``).
 ``import vmamba_zoo`` alone never imports this (it needs the ``[mm]`` extra: ``tools/install_mm.sh``).
 
@@ -11,13 +12,14 @@ A new family joins with one line here: ``register_family('<module name in vmamba
 """
 from typing import Dict, List, Type
 
+from .adapter import PlainMambaAdapter, convert_official_adapter, official_adapter_key
 from .backbone import ZooBackbone, SimplePyramid, family_of, load_checkpoint_file
 from .neck import LN2d, ViTDetSimpleFPN
 from .optim import ZooLayerDecayOptimWrapperConstructor
 
 __all__ = ['ZooBackbone', 'SimplePyramid', 'FAMILY_BACKBONES', 'register_family', 'family_of',
            'load_checkpoint_file', 'ZooLayerDecayOptimWrapperConstructor', 'REGISTRIES', 'LN2d',
-           'ViTDetSimpleFPN']
+           'ViTDetSimpleFPN', 'PlainMambaAdapter', 'convert_official_adapter', 'official_adapter_key']
 
 
 def _registries():
@@ -62,6 +64,8 @@ for _models, _constructors in REGISTRIES.values():
     _models.register_module(name='ZooBackbone', module=ZooBackbone, force=True)
     _constructors.register_module(name='ZooLayerDecayOptimWrapperConstructor',
                                   module=ZooLayerDecayOptimWrapperConstructor, force=True)
+    # PlainMamba's detection backbone (a ViT-Adapter over the zoo's PlainMamba, vmamba_zoo/mm/adapter.py)
+    _models.register_module(name='PlainMambaAdapter', module=PlainMambaAdapter, force=True)
 if 'mmdet' in REGISTRIES:
     REGISTRIES['mmdet'][0].register_module(name='ViTDetSimpleFPN', module=ViTDetSimpleFPN, force=True)
 

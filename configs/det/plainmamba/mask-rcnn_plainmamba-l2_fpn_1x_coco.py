@@ -1,13 +1,20 @@
-# No target: the published Mask R-CNN 1x result, box AP 46.0 / mask AP 40.6 (53M; ChenhongyiYang/PlainMamba
-# README.md, "PlainMamba-Adapter-L2"), is for the ViT-Adapter backbone, which is not implemented (what it
-# needs: ../_base_/mask-rcnn_plainmamba_fpn_1x_coco.py). This config is the official recipe
-# (downstream/mmdetection/plain_mamba_det_configs/maskrcnn/l2_maskrcnn_1x.py: drop path 0.2) with the plain
-# L2 and a simple pyramid over blocks (5, 11, 17, 23) instead; expect a lower number.
+# Target: Mask R-CNN 1x with PlainMamba-Adapter-L2: box AP 46.0 / mask AP 40.6, 53M parameters
+# (ChenhongyiYang/PlainMamba README.md at 0975a1d, table "COCO Mask R-CNN 1x Schedule", row PlainMamba-Adapter-L2).
+# Recipe and backbone arguments: downstream/mmdetection/plain_mamba_det_configs/maskrcnn/l2_maskrcnn_1x.py
+# (conv_inplane 64, n_points 4, deform_num_heads 6, cffn_ratio 0.25, deform_ratio 1.0,
+# interaction_indexes [[0, 5], [6, 11], [12, 17], [18, 23]], drop path 0.2, final_norm False, ImageNet l2.pth)
+# over template/maskrcnn_1x.py; the shared part is ../_base_/mask-rcnn_plainmamba_fpn_1x_coco.py.
 
-# Weights: `zoo:plainmamba_l2` = <weights dir>/plainmamba_l2.{safetensors,pth} (VMAMBA_ZOO_WEIGHTS or ~/.cache/vmamba_zoo).
+# Weights: `zoo:plainmamba_l2` = <weights dir>/plainmamba_l2.{safetensors,pth} (VMAMBA_ZOO_WEIGHTS or
+# ~/.cache/vmamba_zoo): the official ImageNet file (Hugging Face ChenhongyiYang/PlainMamba l2.pth) or its
+# tools/convert.py output.
 _base_ = ['../_base_/mask-rcnn_plainmamba_fpn_1x_coco.py']
 
 model = dict(
-    backbone=dict(model_name='plainmamba_l2', out_indices=(5, 11, 17, 23), drop_path_rate=0.2,
-                  init_cfg=dict(type='Pretrained', checkpoint='zoo:plainmamba_l2')),
+    backbone=dict(
+        model_name='plainmamba_l2',
+        deform_num_heads=6,
+        interaction_indexes=[[0, 5], [6, 11], [12, 17], [18, 23]],
+        drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained', checkpoint='zoo:plainmamba_l2')),
     neck=dict(in_channels=[384, 384, 384, 384]))
