@@ -92,6 +92,30 @@ def _order_rows(group, block_group, L, ONE_GROUP: tl.constexpr):
 
 
 @triton.jit
+def _bc_rows(ptr, s_b, s_g, s_n, pid_b, group, block_group, offs_n, BC_ROW: tl.constexpr):
+    """Row pointers of B or C: (BLOCK_D, BLOCK_N, 1), one per channel's group, or (1, BLOCK_N, 1) for the whole
+    block when BC_ROW (see ``_load_bc``)."""
+    if BC_ROW:
+        return ptr + pid_b * s_b + block_group * s_g + offs_n[None, :, None] * s_n
+    else:
+        return ptr + pid_b * s_b + group[:, None, None] * s_g + offs_n[None, :, None] * s_n
+
+
+@triton.jit
+def _load_bc(rows, pos, io2, mask_n, s_l, HW, BC_ROW: tl.constexpr):
+    """B or C at every (channel, state, step). BC_ROW (fused scans, one direction per channel block): the block's
+    channels share one B/C row and one order row (pos is (1, BLOCK_L)), so a (1, BLOCK_N, BLOCK_L) tile is
+    loaded once and broadcast over the channels instead of one gathered load per channel; every channel of such
+    a block exists, and padding steps (pos == HW) read zero as before."""
+    if BC_ROW:
+        return tl.load(rows + pos[:, None, :] * s_l, mask=(pos < HW)[:, None, :] & mask_n[None, :, None],
+                       other=0.0).to(tl.float32)
+    else:
+        return tl.load(rows + pos[:, None, :] * s_l, mask=io2[:, None, :] & mask_n[None, :, None],
+                       other=0.0).to(tl.float32)
+
+
+@triton.jit
 def _dt_of(delta, bias, SOFTPLUS: tl.constexpr):
     dt = delta + bias
     if SOFTPLUS:
@@ -108,7 +132,7 @@ def _fwd_kernel(
     s_zb, s_zk, s_zd, s_zl, s_ob, s_ok, s_od, s_ol,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, ALIGNED: tl.constexpr,
-    FUSED: tl.constexpr, ONE_GROUP: tl.constexpr,
+    FUSED: tl.constexpr, ONE_GROUP: tl.constexpr, BC_ROW: tl.constexpr,
 ):
     pid_b = tl.program_id(0)
     pid_d = tl.program_id(1)
@@ -135,8 +159,8 @@ def _fwd_kernel(
     d_row = delta_ptr + _rows(pid_b * s_db, group, channel, s_dk, s_dd, ALIGNED)[:, None]
     z_row = z_ptr + _rows(pid_b * s_zb, group, channel, s_zk, s_zd, ALIGNED)[:, None]
     o_row = out_ptr + _rows(pid_b * s_ob, group, channel, s_ok, s_od, ALIGNED)[:, None]
-    b_row = B_ptr + pid_b * s_bb + group[:, None, None] * s_bg + offs_n[None, :, None] * s_bn
-    c_row = C_ptr + pid_b * s_cb + group[:, None, None] * s_cg + offs_n[None, :, None] * s_cn
+    b_row = _bc_rows(B_ptr, s_bb, s_bg, s_bn, pid_b, group, pid_d * BLOCK_D // per_group, offs_n, BC_ROW)
+    c_row = _bc_rows(C_ptr, s_cb, s_cg, s_cn, pid_b, group, pid_d * BLOCK_D // per_group, offs_n, BC_ROW)
     for chunk in range(0, n_chunks):
         # the state entering this chunk, for the backward's recomputation
         tl.store(chunk_state_ptr + (state_rows + chunk)[:, None] * N + offs_n[None, :], h,
@@ -145,13 +169,12 @@ def _fwd_kernel(
         mask_l = l_idx < L
         pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, :], l_idx[None, :], mask_l, mask_d, HW, FUSED,
                               ONE_GROUP)
-        io3 = io2[:, None, :] & mask_n[None, :, None]
         u = tl.load(u_row + pos * s_ul, mask=io2, other=0.0).to(tl.float32)
         delta = tl.load(d_row + pos * s_dl, mask=io2, other=0.0).to(tl.float32)
         dt = _dt_of(delta, bias[:, None], SOFTPLUS)
         m3 = mask_d[:, None, None] & mask_n[None, :, None] & mask_l[None, None, :]
-        Bt = tl.load(b_row + pos[:, None, :] * s_bl, mask=io3, other=0.0).to(tl.float32)
-        Ct = tl.load(c_row + pos[:, None, :] * s_cl, mask=io3, other=0.0).to(tl.float32)
+        Bt = _load_bc(b_row, pos, io2, mask_n, s_bl, HW, BC_ROW)
+        Ct = _load_bc(c_row, pos, io2, mask_n, s_cl, HW, BC_ROW)
         # steps past L: decay 1, input 0, so the chunk's last column carries the last real state
         dA = tl.where(m3, tl.exp(dt[:, None, :] * A[:, :, None]), 1.0)
         dBu = (dt * u)[:, None, :] * Bt
@@ -184,7 +207,7 @@ def _bwd_kernel(
     s_dub, s_duk, s_dud, s_dul, s_ddb, s_ddk, s_ddd, s_ddl,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, ONE_GROUP: tl.constexpr,
-    ALIGNED: tl.constexpr, FUSED: tl.constexpr,
+    ALIGNED: tl.constexpr, FUSED: tl.constexpr, BC_ROW: tl.constexpr,
 ):
     pid_b = tl.program_id(0)
     pid_d = tl.program_id(1)
@@ -219,8 +242,8 @@ def _bwd_kernel(
     g_row = dout_ptr + _rows(pid_b * s_gb, group, channel, s_gk, s_gd, ALIGNED)[:, None]
     du_row = du_ptr + _rows(pid_b * s_dub, group, channel, s_duk, s_dud, ALIGNED)[:, None]
     dd_row = ddelta_ptr + _rows(pid_b * s_ddb, group, channel, s_ddk, s_ddd, ALIGNED)[:, None]
-    b_row = B_ptr + pid_b * s_bb + group[:, None, None] * s_bg + offs_n[None, :, None] * s_bn
-    c_row = C_ptr + pid_b * s_cb + group[:, None, None] * s_cg + offs_n[None, :, None] * s_cn
+    b_row = _bc_rows(B_ptr, s_bb, s_bg, s_bn, pid_b, group, block_group, offs_n, BC_ROW)
+    c_row = _bc_rows(C_ptr, s_cb, s_cg, s_cn, pid_b, group, block_group, offs_n, BC_ROW)
     for rev in range(0, n_chunks):
         chunk = n_chunks - 1 - rev
         l_idx = chunk * BLOCK_L + offs_l
@@ -234,8 +257,8 @@ def _bwd_kernel(
         u = tl.load(u_row + pos * s_ul, mask=io2, other=0.0).to(tl.float32)
         delta = tl.load(d_row + pos * s_dl, mask=io2, other=0.0).to(tl.float32)
         dt = _dt_of(delta, bias[:, None], SOFTPLUS)
-        Bt = tl.load(b_row + pos[:, None, :] * s_bl, mask=io3, other=0.0).to(tl.float32)
-        Ct = tl.load(c_row + pos[:, None, :] * s_cl, mask=io3, other=0.0).to(tl.float32)
+        Bt = _load_bc(b_row, pos, io2, mask_n, s_bl, HW, BC_ROW)
+        Ct = _load_bc(c_row, pos, io2, mask_n, s_cl, HW, BC_ROW)
         dA = tl.where(m3, tl.exp(dt[:, None, :] * A[:, :, None]), 1.0)
         dBu = (dt * u)[:, None, :] * Bt
 
@@ -249,8 +272,7 @@ def _bwd_kernel(
         u_p = tl.load(u_row + pos_p * s_ul, mask=iop2, other=0.0).to(tl.float32)
         dt_p = _dt_of(tl.load(d_row + pos_p * s_dl, mask=iop2, other=0.0).to(tl.float32), bias[:, None],
                       SOFTPLUS)
-        B_p = tl.load(b_row + pos_p[:, None, :] * s_bl, mask=iop2[:, None, :] & mask_n[None, :, None],
-                      other=0.0).to(tl.float32)
+        B_p = _load_bc(b_row, pos_p, iop2, mask_n, s_bl, HW, BC_ROW)
         first = offs_l[None, None, :] == 0
         a_p = tl.where(first, 0.0, tl.where(mp3, tl.exp(dt_p[:, None, :] * A[:, :, None]), 1.0))
         b_p = tl.where(first, h0[:, :, None], (dt_p * u_p)[:, None, :] * B_p)
@@ -339,21 +361,54 @@ def _bwd_kernel(
         tl.store(dbias_ptr + pid_b * KD + offs_d, dbias_acc, mask=mask_d)
 
 
-def _launch_config(d_state: int, length: int):
-    """(BLOCK_N, BLOCK_L, forward (BLOCK_D, warps), backward (BLOCK_D, warps)); the backward holds ~10 tiles
-    live, so its tiles are smaller. VMAMBA_ZOO_TRITON_BLOCKS="BL,BDf,Wf,BDb,Wb" overrides it (for tuning)."""
+# Fused 2D scans: launch rows (longest L, BLOCK_L, forward tile elements, forward warps, backward tile elements,
+# backward warps, BC_ROW); the first row whose L bound holds applies. BLOCK_L is capped at L's next power of two
+# (at least 16) and a tile of E elements has E // (BLOCK_N * BLOCK_L) channels (at most 64). Tuned on an H200 at
+# VMamba-T's stage shapes (bf16, batch 128; ``tools/tune_fused_gpu.py``, model_cards/gpu_kernels.md "Run 6"):
+# stage 4 (L=49), 3 (L=196), 2 (L=784) and 1 (L=3136); every row was checked against the previous rule there.
+_FUSED_TABLE = (
+    (64, 32, 1024, 4, 1024, 4, True),
+    (256, 16, 512, 2, 256, 1, True),
+    (float('inf'), 32, 1024, 4, 512, 4, True),
+)
+
+
+def _parse_blocks(spec: str):
+    """VMAMBA_ZOO_FUSED_BLOCKS (tuning; replaces ``_FUSED_TABLE``): "BL,BDf,Wf,BDb,Wb[,BC]" for every length or
+    "LMAX:BL,BDf,Wf,BDb,Wb[,BC];..." rows (LMAX an integer or '*'), BD in channels at N = 1, BC 0/1 (default 0)."""
+    rows = []
+    for part in spec.split(';'):
+        lmax, _, cfg = part.rpartition(':')
+        bl, bdf, wf, bdb, wb, *bc = (int(v) for v in cfg.split(','))
+        rows.append((float('inf') if lmax in ('', '*') else int(lmax), bl, bdf * bl, wf, bdb * bl, wb,
+                     bool(bc and bc[0])))
+    return rows
+
+
+def _launch_config(d_state: int, length: int, fused: bool = False):
+    """(BLOCK_N, BLOCK_L, forward (BLOCK_D, warps), backward (BLOCK_D, warps), BC_ROW); the backward holds ~10
+    tiles live, so its tiles are smaller. VMAMBA_ZOO_TRITON_BLOCKS="BL,BDf,Wf,BDb,Wb" overrides it (for tuning);
+    for the fused 2D scans VMAMBA_ZOO_FUSED_BLOCKS (``_parse_blocks``) comes first."""
     block_n = triton.next_power_of_2(max(d_state, 1))
+    spec = os.environ.get('VMAMBA_ZOO_FUSED_BLOCKS') if fused else None
+    table = _parse_blocks(spec) if spec else (_FUSED_TABLE if fused else None)
+    if spec or not os.environ.get('VMAMBA_ZOO_TRITON_BLOCKS'):
+        for lmax, bl, fwd_elems, wf, bwd_elems, wb, bc_row in table or ():
+            if length <= lmax:
+                bl = min(bl, max(16, triton.next_power_of_2(length)))
+                return (block_n, bl, (max(1, min(64, fwd_elems // (block_n * bl))), wf),
+                        (max(1, min(64, bwd_elems // (block_n * bl))), wb), bc_row)
     override = os.environ.get('VMAMBA_ZOO_TRITON_BLOCKS')
     if override:
         bl, bdf, wf, bdb, wb = (int(v) for v in override.split(','))
-        return block_n, bl, (bdf, wf), (bdb, wb)
+        return block_n, bl, (bdf, wf), (bdb, wb), False
     # 64-step chunks for long sequences, 32 for short ones; ~2K-element forward tiles and ~1K-element backward
     # tiles (one chunk when L <= 64: the backward's per-chunk dependency chain, not bandwidth, bounds short
     # sequences). Chosen by the commit that added the kernels; measured on an H200 in model_cards/gpu_kernels.md.
     block_l = max(16, triton.next_power_of_2(length)) if length <= 64 else (64 if length > 256 else 32)
     fwd_d = max(1, min(32, 2048 // (block_n * block_l)))
     bwd_d = max(1, min(32, 1024 // (block_n * block_l)))
-    return block_n, block_l, (fwd_d, 4), (bwd_d, 4)
+    return block_n, block_l, (fwd_d, 4), (bwd_d, 4), False
 
 
 def triton_accepts(u, delta, A, B, C) -> bool:
@@ -380,7 +435,9 @@ class _Launch:
         self.orders = None if orders is None else orders.to(torch.int32).contiguous()
         self.positions = positions
         self.fused = orders is not None
-        self.block_n, self.block_l, self.fwd_cfg, self.bwd_cfg = _launch_config(d_state, length)
+        self.block_n, self.block_l, self.fwd_cfg, self.bwd_cfg, bc_row = _launch_config(d_state, length,
+                                                                                         self.fused)
+        self.bc_row = bc_row and self.fused
         self.n_chunks = max(triton.cdiv(length, self.block_l), 1)
 
     def forward(self, u, su, delta, sd, A32, B, C, D, z, sz, delta_bias, softplus, out, so):
@@ -397,7 +454,7 @@ class _Launch:
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
             BLOCK_D=block_d, BLOCK_N=self.block_n, BLOCK_L=self.block_l, num_warps=warps,
             ALIGNED=not self.fused and _aligned(u, delta, out, *([z] if z is not None else [])), FUSED=self.fused,
-            ONE_GROUP=self.per_group % block_d == 0,
+            ONE_GROUP=self.per_group % block_d == 0, BC_ROW=self.bc_row and self.per_group % block_d == 0,
         )
         return chunk_states, last_state
 
@@ -425,7 +482,7 @@ class _Launch:
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
             BLOCK_D=block_d, BLOCK_N=self.block_n, BLOCK_L=self.block_l, ONE_GROUP=one_group, num_warps=warps,
             ALIGNED=not self.fused and _aligned(u, delta, dout, du, ddelta, *([z] if z is not None else [])),
-            FUSED=self.fused,
+            FUSED=self.fused, BC_ROW=self.bc_row and one_group,
         )
         if one_group:
             dB = dB.view(batch, groups, n_dblocks // groups, d_state, self.positions).sum(2)
