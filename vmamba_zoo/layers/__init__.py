@@ -7,11 +7,11 @@ from .blocks import VSSBlock
 from .mamba import MambaMixer
 from .ffn import ConvFFN, LinearSqueezeExcite
 from .attention import Attention  # timm's; importing registers its FLOP handle
-from .backbone import HierarchicalBackbone, init_linear_trunc_normal
+from .backbone import HierarchicalBackbone, PlainBackbone, Stage, init_linear_trunc_normal
 
 __all__ = [
     'check_image_input', 'ConvStem', 'PatchEmbed', 'ResidualConvStem', 'ConvDownsample',
     'InvertedBottleneckDownsample', 'PatchMerging', 'SS2D', 'VSSBlock', 'init_dt_projection', 'init_A_log',
-    'init_D', 'MambaMixer', 'ConvFFN', 'LinearSqueezeExcite', 'Attention', 'HierarchicalBackbone',
+    'init_D', 'MambaMixer', 'ConvFFN', 'LinearSqueezeExcite', 'Attention', 'HierarchicalBackbone', 'PlainBackbone', 'Stage',
     'init_linear_trunc_normal',
 ]

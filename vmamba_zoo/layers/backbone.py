@@ -1,4 +1,5 @@
-"""The timm-facing scaffolding every hierarchical (4-stage, NHWC inside) zoo model shares.
+"""The timm-facing scaffolding the zoo's models share: ``HierarchicalBackbone`` (4-stage, NHWC inside) and
+``PlainBackbone`` (isotropic: patch embedding -> blocks -> norm, Vim and PlainMamba).
 
 A family subclasses ``HierarchicalBackbone`` and builds, in its ``__init__``: ``self.stem`` (image -> NHWC map),
 ``self.stages`` (an ``nn.Sequential`` of stages, each with a ``grad_checkpointing`` attribute), ``self.norm``
@@ -6,13 +7,15 @@ A family subclasses ``HierarchicalBackbone`` and builds, in its ``__init__``: ``
 ``input_fmt='NHWC'``), ``self.feature_info``, ``self.num_classes`` and ``self.num_features`` /
 ``self.head_hidden_size``. The classifier API (``forward_features`` / ``forward_head``, ``reset_classifier``,
 ``forward_intermediates`` for ``features_only``, grad checkpointing, layer-decay groups) then comes from here, so
-no family re-writes it.
+no family re-writes it. ``PlainBackbone`` holds the block-level part of that API (grad checkpointing, layer-decay
+groups, pruning) for the plain families, which keep their own token handling (class token, position embedding).
 """
 from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import nn
 from timm.layers import trunc_normal_
+from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 
 __all__ = ['HierarchicalBackbone', 'init_linear_trunc_normal']
@@ -30,6 +33,65 @@ def init_linear_trunc_normal(m: nn.Module, std: float = .02):
             nn.init.ones_(m.weight)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
+
+
+def check_output_fmt(output_fmt: str) -> None:
+    if output_fmt not in ('NCHW', 'NHWC'):
+        raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC'; got {output_fmt!r}")
+
+
+def prune_layers(model: nn.Module, attr: str, indices: Union[int, List[int]], prune_norm: bool,
+                 prune_head: bool) -> List[int]:
+    """timm's ``prune_intermediate_layers`` over ``model.<attr>`` (stages or blocks): keep what the taken indices
+    need, optionally drop the final norm and the classifier."""
+    layers = getattr(model, attr)
+    take_indices, max_index = feature_take_indices(len(layers), indices)
+    setattr(model, attr, layers[:max_index + 1])
+    if prune_norm:
+        model.norm = nn.Identity()
+    if prune_head:
+        model.reset_classifier(0, '')
+    return take_indices
+
+
+class Stage(nn.Module):
+    """One stage of a hierarchical family: ``downsample`` (or none) then ``blocks`` on the NHWC map, the blocks
+    checkpointed when ``grad_checkpointing`` is set (``HierarchicalBackbone.set_grad_checkpointing``). State-dict
+    names: ``downsample.*``, ``blocks.<i>.*``."""
+
+    def __init__(self, downsample: Optional[nn.Module], blocks):
+        super().__init__()
+        self.downsample = downsample if downsample is not None else nn.Identity()
+        self.blocks = nn.Sequential(*blocks)
+        self.grad_checkpointing = False
+
+    def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.blocks, x)
+        return self.blocks(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run_blocks(self.downsample(x))
+
+
+class PlainBackbone(nn.Module):
+    """Base class of the plain families: ``self.blocks`` (a sequence of blocks), ``self.norm``,
+    ``self.grad_checkpointing`` (read by the subclass's forward); ``stem_params`` names the parameters before the
+    first block for layer-wise groups (position embedding, patch embedding, class token)."""
+
+    stem_params = r'^pos_embed|^patch_embed'
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False):
+        return dict(stem=self.stem_params, blocks=[(r'^blocks\.(\d+)', None), (r'^norm', (99999,))])
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True):
+        self.grad_checkpointing = enable
+
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True):
+        return prune_layers(self, 'blocks', indices, prune_norm, prune_head)
 
 
 class HierarchicalBackbone(nn.Module):
@@ -76,8 +138,7 @@ class HierarchicalBackbone(nn.Module):
             intermediates_only: bool = False,
     ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
         """Stage outputs (before the final norm; the official detection backbones add their own per-level norms)."""
-        if output_fmt not in ('NCHW', 'NHWC'):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC'; got {output_fmt!r}")
+        check_output_fmt(output_fmt)
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         x = self.stem(x)
         stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
@@ -92,13 +153,7 @@ class HierarchicalBackbone(nn.Module):
 
     def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
                                   prune_head: bool = True):
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity()
-        if prune_head:
-            self.reset_classifier(0, '')
-        return take_indices
+        return prune_layers(self, 'stages', indices, prune_norm, prune_head)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -29,11 +29,11 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 from timm.layers import ClassifierHead, DropPath, Mlp
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models import build_model_with_cfg, generate_default_cfgs
 
 from ..layers import PatchEmbed, PatchMerging, SS2D
 from ..scans import ScanStrategy, get_scan
-from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
+from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
 from ._registry import imagenet_eval_cfg, register_zoo_model
 
@@ -155,33 +155,24 @@ class InvertedResidual(nn.Module):
         return shortcut + self.drop_path(x)
 
 
-class EfficientVMambaStage(nn.Module):
+class EfficientVMambaStage(Stage):
     """Optional patch merging, then either EVSS blocks (NHWC) or inverted residuals (run in NCHW)."""
 
     def __init__(self, dim: int, out_dim: int, depth: int, drop_path: Sequence[float], downsample: bool,
                  ssm: bool, ir_expand_ratio: float = 4.0, ir_se_ratio: float = 0.125, **block_kwargs):
-        super().__init__()
-        self.downsample = PatchMerging(dim, out_dim) if downsample else nn.Identity()
-        self.channels_first = not ssm
         if ssm:
             blocks = [EVSSBlock(out_dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth)]
         else:
             blocks = [InvertedResidual(out_dim, ir_expand_ratio, ir_se_ratio, drop_path=drop_path[i])
                       for i in range(depth)]
-        self.blocks = nn.Sequential(*blocks)
-        self.grad_checkpointing = False
+        super().__init__(PatchMerging(dim, out_dim) if downsample else None, blocks)
+        self.channels_first = not ssm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.downsample(x)
         if self.channels_first:
-            x = x.permute(0, 3, 1, 2)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            x = checkpoint_seq(self.blocks, x)
-        else:
-            x = self.blocks(x)
-        if self.channels_first:
-            x = x.permute(0, 2, 3, 1)
-        return x
+            return self.run_blocks(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.run_blocks(x)
 
 
 class EfficientVMamba(HierarchicalBackbone):

@@ -51,6 +51,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_c
 from timm.models._features import feature_take_indices
 
 from ..layers import check_image_input, init_A_log, init_D, init_dt_projection
+from ..layers.backbone import PlainBackbone, check_output_fmt
 from ..ops import selective_scan
 from ..scans import ScanStrategy, get_scan, scan as scan_map, merge as merge_map
 from ..scans.strategies import ZIGZAG_DOWN, ZIGZAG_LEFT, ZIGZAG_RIGHT, ZIGZAG_START, ZIGZAG_UP
@@ -242,7 +243,7 @@ class PlainMambaBlock(nn.Module):
         return x
 
 
-class PlainMamba(nn.Module):
+class PlainMamba(PlainBackbone):
     """PlainMamba backbone / classifier.
 
     Args:
@@ -330,17 +331,6 @@ class PlainMamba(nn.Module):
         return {'pos_embed', '*.A_log', '*.D', '*.direction_Bs'}
 
     @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False):
-        return dict(
-            stem=r'^pos_embed|^patch_embed',
-            blocks=[(r'^blocks\.(\d+)', None), (r'^norm', (99999,))],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True):
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
@@ -373,8 +363,7 @@ class PlainMamba(nn.Module):
         The official segmentation backbone (``PlainMambaSeg``, out_indices (5, 11, 17, 23) for L1/L2 and
         (8, 17, 26, 35) for L3) applies freshly initialised per-level LayerNorms to these; dense heads add theirs.
         """
-        if output_fmt not in ('NCHW', 'NHWC'):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC'; got {output_fmt!r}")
+        check_output_fmt(output_fmt)
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
         x = self._pos_embed(self.patch_embed(x))
         blocks = self.blocks if torch.jit.is_scripting() or not stop_early else self.blocks[:max_index + 1]
@@ -387,16 +376,6 @@ class PlainMamba(nn.Module):
         if intermediates_only:
             return intermediates
         return self.norm(x), intermediates
-
-    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True):
-        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        self.blocks = self.blocks[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity()
-        if prune_head:
-            self.reset_classifier(0, '')
-        return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self._pos_embed(self.patch_embed(x))

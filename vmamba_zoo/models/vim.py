@@ -53,6 +53,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs
 from timm.models._features import feature_take_indices
 
 from ..layers import MambaMixer, check_image_input
+from ..layers.backbone import PlainBackbone, check_output_fmt
 from ..scans import ScanStrategy, get_scan
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
 from ._registry import imagenet_eval_cfg, register_zoo_model
@@ -186,7 +187,7 @@ class VimBlock(nn.Module):
         return self.mixer(hidden, size, strategy), residual
 
 
-class Vim(nn.Module):
+class Vim(PlainBackbone):
     """Vision Mamba classifier / plain backbone.
 
     Args:
@@ -203,6 +204,7 @@ class Vim(nn.Module):
         pos_drop_rate: dropout after adding the position embedding (the official ``drop_rate``).
         drop_path_rate: stochastic depth, linear in depth as the official ``inter_dpr``.
     """
+    stem_params = r'^cls_token|^pos_embed|^patch_embed'
 
     def __init__(
             self,
@@ -294,17 +296,6 @@ class Vim(nn.Module):
         return {'pos_embed', 'cls_token'}
 
     @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False):
-        return dict(
-            stem=r'^cls_token|^pos_embed|^patch_embed',
-            blocks=[(r'^blocks\.(\d+)', None), (r'^norm', (99999,))],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True):
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head
 
@@ -372,8 +363,7 @@ class Vim(nn.Module):
         """Per-block features as maps, class token dropped: the mixer output of each taken block (the official
         segmentation backbone ``VisionMambaSeg.forward_features``, ``use_residual_as_feature=False``), reshaped to
         (B, C, h, w). ``norm=True`` returns norm(residual + mixer output) instead (its ``'add & norm'``)."""
-        if output_fmt not in ('NCHW', 'NHWC'):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC'; got {output_fmt!r}")
+        check_output_fmt(output_fmt)
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
         hidden, (gh, gw), strategy, size = self._embed(x)
         B, L, C = hidden.shape
@@ -391,16 +381,6 @@ class Vim(nn.Module):
         if intermediates_only:
             return intermediates
         return self._final_norm(hidden, residual), intermediates
-
-    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True):
-        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        self.blocks = self.blocks[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity()
-        if prune_head:
-            self.reset_classifier(0, '')
-        return take_indices
 
 
 # --------------------------------------------------------------------------------------------------------------

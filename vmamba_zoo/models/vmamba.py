@@ -23,11 +23,11 @@ from typing import Sequence, Union
 import torch
 from torch import nn
 from timm.layers import ClassifierHead
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models import build_model_with_cfg, generate_default_cfgs
 
 from ..layers import ConvDownsample, ConvStem, PatchEmbed, PatchMerging, VSSBlock
 from ..scans import ScanStrategy
-from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
+from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
 from ._registry import imagenet_eval_cfg, register_zoo_model
 
@@ -40,19 +40,11 @@ _STEMS = {'conv': ConvStem, 'patch': PatchEmbed}
 _DOWNSAMPLES = {'conv': ConvDownsample, 'merge': PatchMerging}
 
 
-class VMambaStage(nn.Module):
+class VMambaStage(Stage):
     def __init__(self, dim: int, out_dim: int, depth: int, drop_path: Sequence[float], downsample: bool,
                  downsample_type: str = 'conv', **block_kwargs):
-        super().__init__()
-        self.downsample = _DOWNSAMPLES[downsample_type](dim, out_dim) if downsample else nn.Identity()
-        self.blocks = nn.Sequential(*[VSSBlock(out_dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth)])
-        self.grad_checkpointing = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.downsample(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(self.blocks, x)
-        return self.blocks(x)
+        super().__init__(_DOWNSAMPLES[downsample_type](dim, out_dim) if downsample else None,
+                         [VSSBlock(out_dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth)])
 
 
 class VMamba(HierarchicalBackbone):

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from timm.layers import ClassifierHead, DropPath, Mlp
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models import build_model_with_cfg, generate_default_cfgs
 
 from ..layers import Attention, InvertedBottleneckDownsample, ResidualConvStem, init_dt_projection
-from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
+from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ..ops.nc_ssd import nc_ssd
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
 from ._registry import imagenet_eval_cfg, register_zoo_model
@@ -135,20 +135,11 @@ class VSSDBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class VSSDStage(nn.Module):
+class VSSDStage(Stage):
     def __init__(self, dim: int, out_dim: int, depth: int, drop_path: Sequence[float], downsample: bool,
                  **block_kwargs):
-        super().__init__()
-        self.downsample = InvertedBottleneckDownsample(dim, out_dim) if downsample else nn.Identity()
-        self.blocks = nn.Sequential(*[VSSDBlock(out_dim, drop_path=drop_path[i], **block_kwargs)
-                                      for i in range(depth)])
-        self.grad_checkpointing = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.downsample(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(self.blocks, x)
-        return self.blocks(x)
+        super().__init__(InvertedBottleneckDownsample(dim, out_dim) if downsample else None,
+                         [VSSDBlock(out_dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth)])
 
 
 class VSSD(HierarchicalBackbone):
