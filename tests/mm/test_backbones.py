@@ -22,7 +22,10 @@ SMALLEST = {
 
 
 def _families():
-    from vmamba_zoo.mm import family_of
+    try:
+        from vmamba_zoo.mm import family_of
+    except Exception:  # no mm stack: conftest skips (or, with VMAMBA_ZOO_REQUIRE_MM=1, fails) every test here
+        return ['(mm stack missing)']
     return sorted({family_of(name) for name in vmamba_zoo.list_models()})
 
 
