@@ -29,6 +29,9 @@ from vmamba_zoo.flops import count_flops  # noqa: E402
 from vmamba_zoo.models.efficientvmamba import checkpoint_filter_fn  # noqa: E402
 from vmamba_zoo.ops.selective_scan import selective_scan_naive  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _official_check import perturb_official_  # noqa: E402
+
 # zoo name -> EfficientVSSM depths / dims (yaml values; S: see vmamba_zoo/models/efficientvmamba.py)
 VARIANTS = {
     'efficientvmamba_tiny': dict(depths=[2, 2, 4, 2], dims=48),
@@ -92,12 +95,7 @@ def main():
     for name in args.models:
         torch.manual_seed(0)
         ref = _build_official(official, **VARIANTS[name]).eval()
-        with torch.no_grad():  # move away from the init values (LN = 1/0, BN stats 0/1) so mistakes show
-            for key, t in ref.state_dict().items():
-                if key.endswith('running_var'):
-                    t.uniform_(0.5, 1.5)
-                elif t.is_floating_point():
-                    t.add_(torch.randn_like(t) * 0.05)
+        perturb_official_(ref)
         ours = timm.create_model(name).eval()
         ours.load_state_dict(checkpoint_filter_fn({'model': ref.state_dict()}, ours), strict=True)
         n_ref = sum(p.numel() for p in ref.parameters())

@@ -35,6 +35,9 @@ from vmamba_zoo.flops import count_flops  # noqa: E402
 from vmamba_zoo.models.spatialmamba import checkpoint_filter_fn  # noqa: E402
 from vmamba_zoo.ops.selective_scan import selective_scan  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _official_check import perturb_official_  # noqa: E402
+
 # zoo name -> the yaml's EMBED_DIM / DEPTHS (D_STATE 1, MLP_RATIO 4, DT_INIT random in all three)
 VARIANTS = {
     'spatialmamba_tiny': dict(depths=[2, 4, 8, 4], dims=64),
@@ -102,12 +105,7 @@ def main():
     for name in args.models:
         torch.manual_seed(0)
         ref = _build_official(official, **VARIANTS[name])
-        with torch.no_grad():  # move away from the init values (ones, LN 1/0, BN stats 0/1) so mistakes show
-            for key, t in ref.state_dict().items():
-                if key.endswith('running_var'):
-                    t.uniform_(0.5, 1.5)
-                elif t.is_floating_point():
-                    t.add_(torch.randn_like(t) * 0.05)
+        perturb_official_(ref)
         ours = timm.create_model(name, drop_path_rate=0.0)
         ours.load_state_dict(checkpoint_filter_fn({'model': ref.state_dict()}, ours), strict=True)
         n_ref = sum(p.numel() for p in ref.parameters())

@@ -42,9 +42,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import vmamba_zoo  # noqa: E402,F401
-from vmamba_zoo.flops import count_flops  # noqa: E402
 from vmamba_zoo.models.vssd import checkpoint_filter_fn  # noqa: E402
 from vmamba_zoo.ops.selective_scan import selective_scan_naive  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _official_check import add_comparison_args, compare_with_official, perturb_official_  # noqa: E402
 
 # zoo name -> the yaml's MODEL.VMAMBA2 values that differ between variants (config.py defaults otherwise:
 # D_STATE 64, DROP_PATH_RATE 0.2, NUM_HEADS [2, 4, 8, 16])
@@ -141,12 +143,7 @@ def main():
     ap.add_argument('--models', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument('--sizes', nargs='+', type=_size, default=[(64, 96), (96, 160)],
                     help='input sizes HxW, multiples of 32 (default 64x96 96x160)')
-    ap.add_argument('--batch', type=int, default=2)
-    ap.add_argument('--atol', type=float, default=1e-4, help='max |logit diff| allowed')
-    ap.add_argument('--float64', action='store_true',
-                    help='compare in float64 (then only real differences remain, ~1e-14 when equal)')
-    ap.add_argument('--flops', action='store_true', help='also count FLOPs at 224x224 (slow on CPU)')
-    ap.add_argument('--flops-rtol', type=float, default=1e-5, help='relative FLOPs difference allowed')
+    add_comparison_args(ap)
     args = ap.parse_args()
 
     sys.path.insert(0, str(Path(args.repo) / 'classification' / 'models'))
@@ -159,34 +156,10 @@ def main():
     for name in args.models:
         torch.manual_seed(0)
         ref = _build_official(official, **VARIANTS[name]).eval()
-        with torch.no_grad():  # move away from the init values (LN 1/0, D 1, BN stats 0/1) so mistakes show
-            for key, t in ref.state_dict().items():
-                if key.endswith('running_var'):
-                    t.uniform_(0.5, 1.5)
-                elif t.is_floating_point():
-                    t.add_(torch.randn_like(t) * 0.05)
+        perturb_official_(ref)
         ours = timm.create_model(name).eval()
         ours.load_state_dict(checkpoint_filter_fn({'model': ref.state_dict()}, ours), strict=True)
-        dtype = torch.float64 if args.float64 else torch.float32
-        ref, ours = ref.to(dtype), ours.to(dtype)
-        n_ref = sum(p.numel() for p in ref.parameters())
-        n_ours = sum(p.numel() for p in ours.parameters())
-        ok = n_ref == n_ours
-        line = f'{name:<11} params official {n_ref} zoo {n_ours}'
-        for h, w in args.sizes:
-            x = torch.randn(args.batch, 3, h, w, dtype=dtype)
-            with torch.no_grad():
-                diff = (ref(x) - ours(x)).abs().max().item()
-            ok &= diff <= args.atol
-            line += f'  {h}x{w}: max|logit diff| {diff:.1e}'
-        if args.flops:
-            ref, ours = ref.float(), ours.float()
-            f_ref, f_ours = _official_flops(ref), count_flops(ours, (3, 224, 224))
-            rel = (f_ours - f_ref) / f_ref
-            ok &= abs(rel) <= args.flops_rtol
-            line += f'  FLOPs official {f_ref} zoo {f_ours} ({rel:+.1e})'
-        failures += not ok
-        print(line + ('  OK' if ok else '  MISMATCH'), flush=True)
+        failures += not compare_with_official(f'{name:<11}', ref, ours, args, _official_flops)
         del ref, ours
     sys.exit(1 if failures else 0)
 

@@ -181,7 +181,9 @@ def test_checkpoint_with_code_objects_is_refused(tmp_path):
         load_checkpoint_file(path)
 
 
-def test_layer_decay_constructor():
+def _vim_detector_groups(weight_decay, **paramwise_cfg):
+    """A Vim backbone + linear head through the zoo's layer-decay constructor (AdamW lr 1e-3): the model, and
+    each parameter's lr and weight decay by id."""
     from torch import nn
     from vmamba_zoo.mm import ZooLayerDecayOptimWrapperConstructor
 
@@ -193,11 +195,16 @@ def test_layer_decay_constructor():
 
     model = Detector()
     ctor = ZooLayerDecayOptimWrapperConstructor(
-        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
-        paramwise_cfg=dict(layer_decay_rate=0.5))
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=weight_decay)),
+        paramwise_cfg=paramwise_cfg)
     groups = ctor(model).optimizer.param_groups
     lr_of = {id(p): g['lr'] for g in groups for p in g['params']}
     wd_of = {id(p): g['weight_decay'] for g in groups for p in g['params']}
+    return model, lr_of, wd_of
+
+
+def test_layer_decay_constructor():
+    model, lr_of, wd_of = _vim_detector_groups(0.05, layer_decay_rate=0.5)
     params = dict(model.named_parameters())
     depth = len(model.backbone.model.blocks)
     assert lr_of[id(params['head.weight'])] == pytest.approx(1e-3)
@@ -261,21 +268,7 @@ def test_vitdet_simple_fpn_levels_and_norms():
 
 def test_layer_decay_constructor_no_decay_names():
     """no_decay_names replaces the 1-D / bias rule (VimDet: every parameter but pos_embed is decayed)."""
-    from torch import nn
-    from vmamba_zoo.mm import ZooLayerDecayOptimWrapperConstructor
-
-    class Detector(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.backbone = _build('vim')
-            self.head = nn.Linear(4, 4)
-
-    model = Detector()
-    ctor = ZooLayerDecayOptimWrapperConstructor(
-        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.1)),
-        paramwise_cfg=dict(layer_decay_rate=0.5, no_decay_names=['backbone.model.pos_embed']))
-    groups = ctor(model).optimizer.param_groups
-    wd_of = {id(p): g['weight_decay'] for g in groups for p in g['params']}
+    model, _, wd_of = _vim_detector_groups(0.1, layer_decay_rate=0.5, no_decay_names=['backbone.model.pos_embed'])
     params = dict(model.named_parameters())
     assert wd_of[id(params['backbone.model.pos_embed'])] == 0
     for name in ('head.bias', 'backbone.model.blocks.0.norm.weight', 'backbone.model.blocks.0.mixer.Ds',
