@@ -140,3 +140,27 @@ def test_bad_input_raises_clear_error(name):
     feat = _create(name, features_only=True).eval()
     with pytest.raises(ValueError, match='input channels'):
         feat(torch.randn(1, 1, SMALL, SMALL))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('name', MODELS)
+def test_runs_on_cuda_kernels_and_matches_cpu(name, monkeypatch):
+    """Every model on CUDA (the GPU kernels the dispatch picks there: Triton scans, fused 2D scans, LayerNorm,
+    ...): fp32 logits equal to the CPU path's, and a bf16-autocast training step with finite gradients."""
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)  # cuDNN convs default to TF32: keep fp32
+    monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', False)
+    torch.manual_seed(0)
+    model = _create(name, num_classes=10).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        cpu = model(x)
+        model = model.cuda()
+        gpu = model(x.cuda()).cpu()
+    torch.testing.assert_close(gpu, cpu, atol=2e-3, rtol=2e-3)
+    model.train()
+    with torch.autocast('cuda', dtype=torch.bfloat16):
+        loss = model(x.cuda()).float().pow(2).mean()
+    loss.backward()
+    for pname, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), pname

@@ -19,9 +19,11 @@ The HBM bound is the bytes that must move -- u, delta, B, C read and out written
 read and du, ddelta, dB, dC written backward -- over the device-to-device copy bandwidth measured in the same
 run; each row prints the time and the % of that bound achieved (bound / time), then the speed ratios of ours
 over the peers.
+Norms (``--section norms``): the zoo's Triton LayerNorm against ATen's at vmamba_tiny's stage shapes.
 Model level: inference img/s in fp32 and bf16 (autocast), batch 128, 50 warm-up + 30 timed passes (the official
 repo's protocol), and a training step (fwd+bwd under bf16 autocast, no optimiser step) with peak memory, for
-vmamba_tiny on the fused path, vmamba_tiny on the plain path, the official VMamba-T (``vmamba_tiny_s1l8`` from
+vmamba_tiny on the fused path, the same with ATen's LayerNorm instead of the zoo's Triton kernel
+(``VMAMBA_ZOO_LAYER_NORM_BACKEND=torch``), the plain path with ``--with-plain``, the official VMamba-T (``vmamba_tiny_s1l8`` from
 ``--official-vmamba``, i.e. MzeroMiko/VMamba ``classification/``, with its oflex kernel and Triton cross-scan)
 and timm's convnext_tiny (same FLOPs class); the ratios ours / official are printed and stored.
 Peers are looked up as importable modules (install their wheels, e.g. into a folder on PYTHONPATH) and, for the
@@ -42,6 +44,7 @@ import triton.testing
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 import vmamba_zoo  # noqa: E402,F401  (registers the models)
 from vmamba_zoo.ops import selective_scan  # noqa: E402
+from vmamba_zoo.ops.layer_norm import ENV_BACKEND as ENV_LAYER_NORM  # noqa: E402
 from vmamba_zoo.ops.scan2d import ENV_BACKEND as ENV_SCAN2D  # noqa: E402
 from vmamba_zoo.scans import get_scan, merge, scan  # noqa: E402
 
@@ -351,6 +354,77 @@ def bench_ops(batch, dtypes, backends, bandwidth, log):
     return rows
 
 
+# LayerNorm shapes of vmamba_tiny at batch 128, 224x224: (rows, features) of its channels-last norms
+NORM_SHAPES = [(56 * 56, 96), (28 * 28, 192), (14 * 14, 384), (7 * 7, 768)]
+
+
+def bench_norms(batch, bandwidth, log, sweep=True):
+    """LayerNorm fwd and fwd+bwd, the zoo's Triton kernel against ATen's (``nn.LayerNorm``'s), at vmamba_tiny's
+    stage shapes, in the two cases a model meets: an fp32 residual stream under bf16 autocast (ATen: autocast's
+    fp32 LayerNorm, then the consumer's cast to bf16, counted here; ours: bf16 out) and a bf16 model (bf16 in, out
+    and weights). HBM bound: x read + y written forward; x, dy read + dx written backward (weights ignored).
+    ``sweep``: also every (BLOCK_M, num_warps) launch candidate for the autocast case (VMAMBA_ZOO_LAYER_NORM_BLOCKS).
+    """
+    from vmamba_zoo.ops.layer_norm import layer_norm
+    from vmamba_zoo.ops.layer_norm.triton import ENV_BLOCKS
+    rows = []
+    for tokens, features in NORM_SHAPES:
+        for case, dtype in (('fp32 under bf16 autocast', torch.float32), ('bf16 model', torch.bfloat16)):
+            g = torch.Generator(device='cuda').manual_seed(0)
+            x = _random((batch, tokens, features), dtype, g, 2.0, 0.5).requires_grad_()
+            w = (torch.randn(features, device='cuda', generator=g) * 0.5 + 1).to(dtype).requires_grad_()
+            b = (torch.randn(features, device='cuda', generator=g) * 0.1).to(dtype).requires_grad_()
+            dy = _random((batch, tokens, features), torch.bfloat16, g)
+            row = dict(tokens=tokens, features=features, batch=batch, case=case)
+            elems, nbytes_in = x.numel(), x.element_size()
+            row['bound_fwd_ms'] = elems * (nbytes_in + 2) / bandwidth * 1e3
+            row['bound_fwdbwd_ms'] = row['bound_fwd_ms'] + elems * (2 * nbytes_in + 2) / bandwidth * 1e3
+
+            def aten():
+                with torch.autocast('cuda', dtype=torch.bfloat16, enabled=dtype == torch.float32):
+                    return torch.nn.functional.layer_norm(x, (features,), w, b, 1e-5).to(torch.bfloat16)
+
+            runs = dict(triton=lambda: layer_norm(x, w, b, 1e-5, out_dtype=torch.bfloat16, backend='triton'),
+                        aten=aten)
+            with torch.no_grad():
+                row['max_abs_diff_triton_vs_aten'] = (runs['triton']().float() - aten().float()).abs().max().item()
+            for name, run in runs.items():
+                with torch.no_grad():
+                    row[f'{name}_fwd_ms'] = _time(run, True)
+                row[f'{name}_fwdbwd_ms'] = _time(_fwd_bwd_timer(run, [x, w, b], dy), True)
+            if sweep and dtype == torch.float32:
+                row['sweep'] = []
+                for block_m in (1, 2, 4, 8, 16, 32, 64):
+                    for warps in (1, 2, 4, 8):
+                        if block_m * triton.next_power_of_2(features) > 16384 or block_m * features < 32 * warps:
+                            continue
+                        os.environ[ENV_BLOCKS] = f'{block_m},{warps}'
+                        try:
+                            with torch.no_grad():
+                                fwd = _time(runs['triton'], True)
+                            fwdbwd = _time(_fwd_bwd_timer(runs['triton'], [x, w, b], dy), True)
+                            row['sweep'].append(dict(block_m=block_m, num_warps=warps, fwd_ms=fwd, fwdbwd_ms=fwdbwd))
+                        finally:
+                            os.environ.pop(ENV_BLOCKS)
+                best_fwd = min(row['sweep'], key=lambda r: r['fwd_ms'])
+                best_bwd = min(row['sweep'], key=lambda r: r['fwdbwd_ms'] - r['fwd_ms'])
+                row['sweep_best'] = dict(fwd=best_fwd, bwd=best_bwd)
+            rows.append(row)
+            log(f"LN {case:24s} rows {batch * tokens:6d} x {features:3d} | "
+                f"bound {row['bound_fwd_ms']:.3f}/{row['bound_fwdbwd_ms']:.3f} | "
+                + ' | '.join(f"{n} {row[f'{n}_fwd_ms']:.3f}/{row[f'{n}_fwdbwd_ms']:.3f} "
+                             f"({100 * row['bound_fwdbwd_ms'] / row[f'{n}_fwdbwd_ms']:.0f}%)" for n in runs)
+                + f" | aten/triton {row['aten_fwd_ms'] / row['triton_fwd_ms']:.2f}x/"
+                  f"{row['aten_fwdbwd_ms'] / row['triton_fwdbwd_ms']:.2f}x"
+                  f" | max diff {row['max_abs_diff_triton_vs_aten']:.1e}")
+            if 'sweep_best' in row:
+                bf, bb = row['sweep_best']['fwd'], row['sweep_best']['bwd']
+                log(f"    sweep ({len(row['sweep'])} launches): best fwd BLOCK_M {bf['block_m']} warps "
+                    f"{bf['num_warps']} {bf['fwd_ms']:.3f} ms; best bwd BLOCK_M {bb['block_m']} warps "
+                    f"{bb['num_warps']} {bb['fwdbwd_ms'] - bb['fwd_ms']:.3f} ms")
+    return rows
+
+
 def _timed_passes(fn, warmup, reps):
     for _ in range(warmup):
         fn()
@@ -432,6 +506,7 @@ def model_ratios(rows, log):
     by_label = {row['model']: row for row in rows}
     ratios = {}
     for ours, ref in (('vmamba_tiny (fused)', 'official vmamba_tiny (oflex + triton)'),
+                      ('vmamba_tiny (fused, ATen LayerNorm)', 'official vmamba_tiny (oflex + triton)'),
                       ('vmamba_tiny (plain)', 'official vmamba_tiny (oflex + triton)'),
                       ('vmamba_tiny (fused)', 'convnext_tiny')):
         if ours not in by_label or ref not in by_label:
@@ -447,10 +522,10 @@ def model_ratios(rows, log):
 
 # kernel-name fragments -> cost category, first match wins (for the profile's summary)
 PROFILE_CATEGORIES = [
+    ('layernorm', ('layer_norm', 'layernorm', 'gammabeta')),  # first: ours is _layer_norm_{fwd,bwd}_kernel
     ('selective scan (oflex / mamba cuda)', ('selective_scan',)),  # before ours: their names end in _fwd_kernel
     ('selective scan (ours, triton)', ('_fwd_kernel', '_bwd_kernel')),
     ('cross scan / merge (official triton)', ('triton_cross_scan',)),
-    ('layernorm', ('layer_norm', 'layernorm', 'gammabeta')),
     ('gemm', ('gemm', 'cutlass', 'xmma', 'nvjet', 'cublas', 'wgmma')),
     ('convolution', ('conv', 'depthwise', 'cudnn', 'implicit_')),
     ('copies / layout', ('copy', 'transpose', 'cat', 'index')),
@@ -515,7 +590,7 @@ def software():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--section', nargs='+', choices=['ops', 'models', 'profile', 'all'], default=['all'])
+    ap.add_argument('--section', nargs='+', choices=['ops', 'norms', 'models', 'profile', 'all'], default=['all'])
     ap.add_argument('--batch', type=int, default=128)
     ap.add_argument('--backends', nargs='+', default=['naive', 'chunked', 'triton', 'cuda', 'fused', 'mamba_ssm',
                                                       'oflex', 'oflex2d'])
@@ -525,6 +600,7 @@ def main(argv=None):
     ap.add_argument('--official-vmamba', default=os.path.join(REPO, '.peers', 'VMamba', 'classification'),
                     help="MzeroMiko/VMamba's classification/ folder (holds models/vmamba.py); skipped when absent")
     ap.add_argument('--no-peers', action='store_true', help='measure the zoo only')
+    ap.add_argument('--with-plain', action='store_true', help='also the plain (scan + merge) vmamba_tiny path')
     ap.add_argument('--profile-models', nargs='+', choices=['vmamba_tiny', 'official'], default=['vmamba_tiny'])
     ap.add_argument('--json', help='raw results')
     ap.add_argument('--measurements', help='per-model summary for the model cards')
@@ -564,10 +640,16 @@ def main(argv=None):
         report['ops'] = bench_ops(args.batch, [getattr(torch, d) for d in args.dtypes], args.backends,
                                   report['copy_bandwidth_gb_s'] * 1e9, log)
         dump()
+    if {'norms', 'all'} & set(args.section):
+        log(f'\nLayerNorm fwd/fwd+bwd ms, vmamba_tiny stage shapes, batch {args.batch}; (% of HBM bound)')
+        report['norms'] = bench_norms(args.batch, report['copy_bandwidth_gb_s'] * 1e9, log)
+        dump()
     if {'models', 'all'} & set(args.section):
         log(f'\nmodels, batch {args.batch}, 224x224, {args.warmup} warm-up + {args.reps} timed passes')
         specs = [('vmamba_tiny (fused)', 'vmamba_tiny', {}, None),
-                 ('vmamba_tiny (plain)', 'vmamba_tiny', {ENV_SCAN2D: 'plain'}, None)]
+                 ('vmamba_tiny (fused, ATen LayerNorm)', 'vmamba_tiny', {ENV_LAYER_NORM: 'torch'}, None)]
+        if args.with_plain:
+            specs.append(('vmamba_tiny (plain)', 'vmamba_tiny', {ENV_SCAN2D: 'plain'}, None))
         if 'official_vmamba' in PEERS:
             specs.append(('official vmamba_tiny (oflex + triton)', 'vmamba_tiny_s1l8', {}, official_vmamba_tiny))
         else:

@@ -6,6 +6,7 @@ from torch import nn
 from timm.layers import DropPath, Mlp
 
 from ..scans import ScanStrategy
+from .norm import LayerNorm
 from .ss2d import SS2D
 
 
@@ -19,12 +20,12 @@ class VSSBlock(nn.Module):
                  ssm_ratio: float = 1.0, dt_rank: Union[int, str] = 'auto', d_conv: int = 3, conv_bias: bool = False,
                  gate: bool = False, scan: Union[str, ScanStrategy] = 'cross', norm_eps: float = 1e-5):
         super().__init__()
-        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm = LayerNorm(dim, eps=norm_eps)
         self.mixer = SS2D(dim, d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank, d_conv=d_conv,
                           conv_bias=conv_bias, gate=gate, scan=scan, norm_eps=norm_eps)
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         if mlp_ratio > 0:
-            self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+            self.norm2 = LayerNorm(dim, eps=norm_eps)
             self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
         else:
             self.norm2 = self.mlp = None

@@ -4,6 +4,8 @@ import torch.nn.functional as F
 from torch import nn
 from timm.layers import ConvNormAct
 
+from .norm import LayerNorm
+
 
 class ConvDownsample(nn.Module):
     """Conv(C, C_out, 3, stride 2, pad 1) -> LayerNorm: VMamba's ``DOWNSAMPLE: v3``."""
@@ -11,7 +13,7 @@ class ConvDownsample(nn.Module):
     def __init__(self, dim: int, out_dim: int, norm_eps: float = 1e-5):
         super().__init__()
         self.conv = nn.Conv2d(dim, out_dim, kernel_size=3, stride=2, padding=1)
-        self.norm = nn.LayerNorm(out_dim, eps=norm_eps)
+        self.norm = LayerNorm(out_dim, eps=norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
@@ -27,7 +29,7 @@ class PatchMerging(nn.Module):
 
     def __init__(self, dim: int, out_dim: int, norm_eps: float = 1e-5):
         super().__init__()
-        self.norm = nn.LayerNorm(4 * dim, eps=norm_eps)
+        self.norm = LayerNorm(4 * dim, eps=norm_eps)
         self.reduction = nn.Linear(4 * dim, out_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..ops.scan2d import selective_scan_2d
 from ..scans import ScanStrategy, get_scan
+from .norm import LayerNorm
 
 
 def init_dt_projection(k_group: int, d_inner: int, dt_rank: int, dt_min: float = 1e-3, dt_max: float = 0.1,
@@ -83,7 +84,7 @@ class SS2D(nn.Module):
         self.dt_projs_bias = nn.Parameter(dt_b)
         self.A_logs = nn.Parameter(init_A_log(K, D, N))
         self.Ds = nn.Parameter(init_D(K, D))
-        self.out_norm = nn.LayerNorm(D, eps=norm_eps)
+        self.out_norm = LayerNorm(D, eps=norm_eps)
         self.out_proj = nn.Linear(D, dim, bias=proj_bias)
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
 

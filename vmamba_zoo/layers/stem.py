@@ -4,6 +4,7 @@ from torch import nn
 from timm.layers import ConvNormAct, LayerNorm2d
 
 from .checks import check_image_input
+from .norm import LayerNorm
 
 
 class ConvStem(nn.Module):
@@ -22,7 +23,7 @@ class ConvStem(nn.Module):
         self.norm1 = LayerNorm2d(embed_dim // 2, eps=norm_eps)
         self.act = nn.GELU()
         self.conv2 = nn.Conv2d(embed_dim // 2, embed_dim, kernel_size=3, stride=2, padding=1)
-        self.norm2 = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.norm2 = LayerNorm(embed_dim, eps=norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_input(x, self.in_chans, self.min_input_size, type(self).__name__)
@@ -40,7 +41,7 @@ class PatchEmbed(nn.Module):
         self.in_chans = in_chans
         self.min_input_size = min_input_size
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.norm = LayerNorm(embed_dim, eps=norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_input(x, self.in_chans, self.min_input_size, type(self).__name__)

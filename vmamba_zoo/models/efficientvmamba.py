@@ -31,7 +31,7 @@ from torch import nn
 from timm.layers import ClassifierHead, DropPath, Mlp
 from timm.models import build_model_with_cfg, generate_default_cfgs
 
-from ..layers import PatchEmbed, PatchMerging, SS2D
+from ..layers import LayerNorm, PatchEmbed, PatchMerging, SS2D
 from ..scans import ScanStrategy, get_scan
 from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
@@ -56,7 +56,7 @@ class ChannelAttention(nn.Module):
     def __init__(self, dim: int, act_ratio: float = 0.125, norm_eps: float = 1e-5):
         super().__init__()
         reduced = int(dim * act_ratio)
-        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm = LayerNorm(dim, eps=norm_eps)
         self.global_reduce = nn.Linear(dim, reduced)
         self.act = nn.GELU()
         self.channel_select = nn.Linear(reduced, dim)
@@ -91,7 +91,7 @@ class EVSSBlock(nn.Module):
                  dt_rank: Union[int, str] = 'auto', d_conv: int = 3, scan: Union[str, ScanStrategy] = 'atrous',
                  mlp_ratio: float = 0., norm_eps: float = 1e-5):
         super().__init__()
-        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm = LayerNorm(dim, eps=norm_eps)
         # official SS2D: in_proj(C -> 2E, no bias) with z gate, DWConv with bias, SiLU, out_norm LN(E), y * SiLU(z)
         self.mixer = SS2D(dim, d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank, d_conv=d_conv, conv_bias=True,
                           gate=True, scan=resolve_scan(scan), norm_eps=norm_eps)
@@ -99,7 +99,7 @@ class EVSSBlock(nn.Module):
         self.se = ChannelAttention(dim, norm_eps=norm_eps)
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         if mlp_ratio > 0:
-            self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+            self.norm2 = LayerNorm(dim, eps=norm_eps)
             self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
         else:
             self.norm2 = self.mlp = None
@@ -239,7 +239,7 @@ class EfficientVMamba(HierarchicalBackbone):
             ))
             self.feature_info.append(dict(num_chs=dims[i], reduction=patch_size * 2 ** i, module=f'stages.{i}'))
         self.stages = nn.Sequential(*stages)
-        self.norm = nn.LayerNorm(self.num_features)
+        self.norm = LayerNorm(self.num_features)
         self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate,
                                    input_fmt='NHWC')
         self.apply(init_linear_trunc_normal)

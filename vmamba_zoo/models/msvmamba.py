@@ -31,7 +31,7 @@ from torch import nn
 from timm.layers import ClassifierHead, DropPath
 from timm.models import build_model_with_cfg, generate_default_cfgs
 
-from ..layers import ConvFFN, LinearSqueezeExcite, PatchEmbed, init_A_log, init_D, init_dt_projection
+from ..layers import ConvFFN, LayerNorm, LinearSqueezeExcite, PatchEmbed, init_A_log, init_D, init_dt_projection
 from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ..ops import selective_scan
 from ..scans import ScanGroup, ScanStrategy, get_scan, merge, scan
@@ -103,7 +103,7 @@ class MultiScaleSS2D(nn.Module):
         self.dt_projs_bias = nn.Parameter(dt_b)
         self.A_logs = nn.Parameter(init_A_log(P, E, N))
         self.Ds = nn.Parameter(init_D(P, E))
-        self.out_norm = nn.LayerNorm(E, eps=norm_eps)
+        self.out_norm = LayerNorm(E, eps=norm_eps)
         self.se = LinearSqueezeExcite(E, reduction=se_reduction)
         self.out_proj = nn.Linear(E, dim, bias=False)
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
@@ -159,10 +159,10 @@ class MSVSSBlock(nn.Module):
     def __init__(self, dim: int, drop_path: float = 0., ffn_ratio: int = 2, ffn_post_norm: bool = False,
                  ffn_drop: float = 0., norm_eps: float = 1e-5, **mixer_kwargs):
         super().__init__()
-        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm = LayerNorm(dim, eps=norm_eps)
         self.mixer = MultiScaleSS2D(dim, norm_eps=norm_eps, **mixer_kwargs)
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm2 = LayerNorm(dim, eps=norm_eps)
         self.ffn = ConvFFN(dim, expansion=ffn_ratio, drop=ffn_drop)
         self.ffn_post_norm = ffn_post_norm
 
@@ -241,7 +241,7 @@ class MSVMamba(HierarchicalBackbone):
             stage.blocks = nn.Sequential(*[MSVSSBlock(dims[i], drop_path=p, **block_args) for p in dpr[i]])
             self.stages.append(stage)
             self.feature_info.append(dict(num_chs=dims[i], reduction=4 * 2 ** i, module=f'stages.{i}'))
-        self.norm = nn.LayerNorm(self.num_features)
+        self.norm = LayerNorm(self.num_features)
         self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate,
                                    input_fmt='NHWC')
         self.apply(init_linear_trunc_normal)  # official VSSM._init_weights, both branches

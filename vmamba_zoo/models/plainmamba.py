@@ -50,7 +50,7 @@ from timm.layers import ClassifierHead, DropPath, trunc_normal_
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
 from timm.models._features import feature_take_indices
 
-from ..layers import check_image_input, init_A_log, init_D, init_dt_projection
+from ..layers import LayerNorm, check_image_input, init_A_log, init_D, init_dt_projection
 from ..layers.backbone import PlainBackbone, check_output_fmt
 from ..ops import selective_scan
 from ..scans import ScanStrategy, get_scan, scan as scan_map, merge as merge_map
@@ -224,7 +224,7 @@ class PlainMambaBlock(nn.Module):
     def __init__(self, dim: int, drop_path: float = 0., with_dwconv: bool = False, norm_eps: float = 1e-5,
                  **mixer_kwargs):
         super().__init__()
-        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm = LayerNorm(dim, eps=norm_eps)
         self.mixer = PlainMamba2D(dim, **mixer_kwargs)
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         if with_dwconv:
@@ -304,7 +304,7 @@ class PlainMamba(PlainBackbone):
             for i in range(depth)
         ])
         self.feature_info = [dict(num_chs=embed_dim, reduction=patch_size, module=f'blocks.{i}') for i in range(depth)]
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.norm = LayerNorm(embed_dim, eps=norm_eps)
         self.head = ClassifierHead(embed_dim, num_classes, pool_type=global_pool, drop_rate=drop_rate,
                                    input_fmt='NHWC')
         self._init_weights()

@@ -31,7 +31,7 @@ from torch import nn
 from timm.layers import ClassifierHead, DropPath, Mlp
 from timm.models import build_model_with_cfg, generate_default_cfgs
 
-from ..layers import InvertedBottleneckDownsample, ResidualConvStem, init_A_log, init_D, init_dt_projection
+from ..layers import InvertedBottleneckDownsample, LayerNorm, ResidualConvStem, init_A_log, init_D, init_dt_projection
 from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ..ops.state_fusion import state_fusion_scan
 from ..scans import ScanStrategy, get_scan, merge, scan
@@ -91,7 +91,7 @@ class StructureAwareSSM(nn.Module):
         k = fusion_kernel_size
         self.fusion_weight = nn.Parameter(torch.ones(len(self.dilations), E, k, k))
         self.fusion_alpha = nn.Parameter(torch.ones(len(self.dilations)))
-        self.out_norm = nn.LayerNorm(E)
+        self.out_norm = LayerNorm(E)
         self.out_proj = nn.Linear(E, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,11 +123,11 @@ class SpatialMambaBlock(nn.Module):
     def __init__(self, dim: int, drop_path: float = 0., mlp_ratio: float = 4.0, **ssm_kwargs):
         super().__init__()
         self.cpe1 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = LayerNorm(dim)
         self.mixer = StructureAwareSSM(dim, **ssm_kwargs)
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         self.cpe2 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
 
     @staticmethod
@@ -194,7 +194,7 @@ class SpatialMamba(HierarchicalBackbone):
             self.stages.append(stage)
         self.feature_info = [dict(num_chs=dims[i], reduction=4 * 2 ** i, module=f'stages.{i}')
                              for i in range(len(depths))]
-        self.norm = nn.LayerNorm(self.num_features)
+        self.norm = LayerNorm(self.num_features)
         self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate,
                                    input_fmt='NHWC')
         self.apply(init_linear_trunc_normal)  # official SpatialMamba._init_weights

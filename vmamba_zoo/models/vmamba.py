@@ -25,7 +25,7 @@ from torch import nn
 from timm.layers import ClassifierHead
 from timm.models import build_model_with_cfg, generate_default_cfgs
 
-from ..layers import ConvDownsample, ConvStem, PatchEmbed, PatchMerging, VSSBlock
+from ..layers import ConvDownsample, ConvStem, LayerNorm, PatchEmbed, PatchMerging, VSSBlock
 from ..scans import ScanStrategy
 from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
@@ -109,7 +109,7 @@ class VMamba(HierarchicalBackbone):
             ))
             self.feature_info.append(dict(num_chs=dims[i], reduction=4 * 2 ** i, module=f'stages.{i}'))
         self.stages = nn.Sequential(*stages)
-        self.norm = nn.LayerNorm(self.num_features)
+        self.norm = LayerNorm(self.num_features)
         self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate,
                                    input_fmt='NHWC')
         self.apply(init_linear_trunc_normal)

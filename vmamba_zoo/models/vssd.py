@@ -28,7 +28,7 @@ from torch import nn
 from timm.layers import ClassifierHead, DropPath, Mlp
 from timm.models import build_model_with_cfg, generate_default_cfgs
 
-from ..layers import Attention, InvertedBottleneckDownsample, ResidualConvStem, init_dt_projection
+from ..layers import Attention, InvertedBottleneckDownsample, LayerNorm, ResidualConvStem, init_dt_projection
 from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ..ops.nc_ssd import nc_ssd
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
@@ -74,7 +74,7 @@ class NonCausalSSDMixer(nn.Module):
         self.dt_bias = nn.Parameter(init_dt_projection(1, num_heads, 1)[1][0])
         self.A_log = nn.Parameter(torch.empty(num_heads).uniform_(*A_init_range).log())
         self.D = nn.Parameter(torch.ones(num_heads))
-        self.norm = nn.LayerNorm(self.d_inner)
+        self.norm = LayerNorm(self.d_inner)
         self.out_proj = nn.Linear(self.d_inner, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +110,7 @@ class VSSDBlock(nn.Module):
                  drop_path: float = 0., drop: float = 0., **ssd_kwargs):
         super().__init__()
         self.cpe1 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = LayerNorm(dim)
         if mixer == 'nc_ssd':
             self.mixer = NonCausalSSDMixer(dim, num_heads, **ssd_kwargs)
         elif mixer == 'attention':
@@ -120,7 +120,7 @@ class VSSDBlock(nn.Module):
         self.mixer_on_tokens = mixer == 'attention'
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         self.cpe2 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
 
     def _mix(self, x: torch.Tensor) -> torch.Tensor:
@@ -207,7 +207,7 @@ class VSSD(HierarchicalBackbone):
             ))
             self.feature_info.append(dict(num_chs=dims[i], reduction=4 * 2 ** i, module=f'stages.{i}'))
         self.stages = nn.Sequential(*stages)
-        self.norm = nn.LayerNorm(self.num_features)
+        self.norm = LayerNorm(self.num_features)
         self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate,
                                    input_fmt='NHWC')
         # official VMAMBA2._init_weights: Linear trunc-normal(0.02) with zero bias, LayerNorm (1, 0);

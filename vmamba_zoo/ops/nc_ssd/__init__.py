@@ -8,14 +8,18 @@
   (see ``naive.py``). VSSD passes A = exp(A_log) (its ``SSD_POSITIVE_DA``: every token's weight is positive).
 * fp32 accumulation (float64 for float64 inputs); the output has x's dtype.
 
-Backends (``available_backends()``): ``naive`` (quadratic reference, the truth) and ``matmul`` (the global-state
-form, plain PyTorch, the default on every device). ``backend=None`` picks the first registered backend for the
-input's device that accepts the inputs; ``VMAMBA_ZOO_NC_SSD_BACKEND`` pins one everywhere. GPU kernels register
+Backends (``available_backends()``): ``naive`` (quadratic reference, the truth), ``matmul`` (the global-state
+form, plain PyTorch, the default on CPU and the fallback anywhere) and ``triton`` (forward + backward Triton
+kernels of the global-state form, ``triton.py``: the default for CUDA tensors when Triton is installed, for
+fp32/fp16/bf16 inputs with d_state <= 256). ``backend=None`` picks the first registered backend for the input's
+device that accepts the inputs; ``VMAMBA_ZOO_NC_SSD_BACKEND`` pins one everywhere. Further kernels register
 themselves with ``register_backend``; models need no change.
 
 Under ``torch.jit.trace`` (fvcore FLOP counting) the call is one ``prim::PythonOp.NonCausalSSDFn`` node, counted
 by ``nc_ssd_flop_jit`` the way the official ``VMAMBA2.flops()`` counts it.
 """
+import functools
+import importlib.util
 import os
 from typing import Callable, Dict, Optional, Tuple
 
@@ -26,7 +30,7 @@ from .common import check_inputs
 from .matmul import nc_ssd_matmul
 from .naive import nc_ssd_naive
 
-__all__ = ['nc_ssd', 'nc_ssd_naive', 'nc_ssd_matmul', 'register_backend', 'available_backends',
+__all__ = ['nc_ssd', 'nc_ssd_naive', 'nc_ssd_matmul', 'register_backend', 'available_backends', 'triton_available',
            'NonCausalSSDFn', 'nc_ssd_flop_jit', 'ENV_BACKEND']
 
 ENV_BACKEND = 'VMAMBA_ZOO_NC_SSD_BACKEND'
@@ -50,6 +54,26 @@ def register_backend(name: str, fn: Callable, device_types: Tuple[str, ...] = ()
 
 def available_backends():
     return sorted(_BACKENDS)
+
+
+@functools.lru_cache(maxsize=None)
+def triton_available() -> bool:
+    return importlib.util.find_spec('triton') is not None
+
+
+def _triton_backend(x, dt, A, B, C, D=None):
+    from .triton import nc_ssd_triton  # imported on first use: importing triton costs ~0.5 s
+    return nc_ssd_triton(x, dt, A, B, C, D=D)
+
+
+def _triton_accepts(x, dt, A, B, C) -> bool:
+    if not (x.is_cuda and triton_available()):
+        return False
+    from .triton import triton_accepts  # only reached for CUDA inputs, which then run the kernels anyway
+    return triton_accepts(x, dt, A, B, C)
+
+
+register_backend('triton', _triton_backend, device_types=('cuda',), accepts=_triton_accepts)
 
 
 def _resolve_backend(backend: Optional[str], x, dt, A, B, C) -> Callable:

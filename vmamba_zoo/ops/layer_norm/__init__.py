@@ -1,0 +1,67 @@
+"""LayerNorm over the last dimension: one signature, several backends, one public function.
+
+``layer_norm(x, weight, bias, eps=1e-5, out_dtype=None, backend=None)``
+
+* x: (..., N), normalised over its last dim; weight, bias: (N,) or None. Statistics in fp32 (float64 for float64
+  inputs); the result has ``out_dtype`` (default x's dtype).
+* Backends (``available_backends()``): ``naive`` (the formula written out, the truth), ``torch``
+  (``F.layer_norm``: the default off CUDA, and for float64 / rows wider than the Triton kernel's limit) and
+  ``triton`` (forward + backward kernels, several rows per program: the default for CUDA tensors when Triton is
+  installed). ``backend=`` or ``VMAMBA_ZOO_LAYER_NORM_BACKEND`` pins one.
+
+Models use it through ``vmamba_zoo.layers.LayerNorm`` (a drop-in ``nn.LayerNorm``: same parameters and keys).
+"""
+import functools
+import importlib.util
+import os
+from typing import Callable, Dict, Optional
+
+import torch
+
+from .common import check_inputs
+from .naive import layer_norm_naive
+from .torch_native import layer_norm_torch
+
+__all__ = ['layer_norm', 'layer_norm_naive', 'layer_norm_torch', 'available_backends', 'ENV_BACKEND']
+
+ENV_BACKEND = 'VMAMBA_ZOO_LAYER_NORM_BACKEND'
+
+
+@functools.lru_cache(maxsize=None)
+def triton_available() -> bool:
+    return importlib.util.find_spec('triton') is not None
+
+
+def _layer_norm_triton(*args, **kwargs):
+    from .triton import layer_norm_triton  # imported on first use: importing triton costs ~0.5 s
+    return layer_norm_triton(*args, **kwargs)
+
+
+_BACKENDS: Dict[str, Callable] = {'naive': layer_norm_naive, 'torch': layer_norm_torch,
+                                  'triton': _layer_norm_triton}
+
+
+def available_backends():
+    return sorted(_BACKENDS)
+
+
+def _triton_accepts(x: torch.Tensor) -> bool:
+    within_limit = x.shape[-1] <= 16384  # triton.MAX_FEATURES, without importing triton to ask
+    return (x.is_cuda and triton_available() and within_limit
+            and x.dtype in (torch.float32, torch.float16, torch.bfloat16) and not torch.jit.is_tracing())
+
+
+def _resolve_backend(backend: Optional[str], x: torch.Tensor) -> Callable:
+    name = backend or os.environ.get(ENV_BACKEND) or None
+    if name is not None:
+        if name not in _BACKENDS:
+            raise ValueError(f"layer_norm: unknown backend {name!r}; known: {', '.join(available_backends())}")
+        return _BACKENDS[name]
+    return _layer_norm_triton if _triton_accepts(x) else layer_norm_torch
+
+
+def layer_norm(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float = 1e-5,
+               out_dtype: Optional[torch.dtype] = None, backend: Optional[str] = None) -> torch.Tensor:
+    """LayerNorm of x over its last dim, result in ``out_dtype`` (default x's dtype); see the module docstring."""
+    check_inputs(x, weight, bias)
+    return _resolve_backend(backend, x)(x, weight, bias, eps, out_dtype)
