@@ -358,7 +358,7 @@ def bench_ops(batch, dtypes, backends, bandwidth, log):
 NORM_SHAPES = [(56 * 56, 96), (28 * 28, 192), (14 * 14, 384), (7 * 7, 768)]
 
 
-def bench_norms(batch, bandwidth, log, sweep=True):
+def bench_norms(batch, bandwidth, log, sweep=False):
     """LayerNorm fwd and fwd+bwd, the zoo's Triton kernel against ATen's (``nn.LayerNorm``'s), at vmamba_tiny's
     stage shapes, in the two cases a model meets: an fp32 residual stream under bf16 autocast (ATen: autocast's
     fp32 LayerNorm, then the consumer's cast to bf16, counted here; ours: bf16 out) and a bf16 model (bf16 in, out
@@ -574,6 +574,45 @@ def profile_model(label, make, batch, log, rows=20):
                 top=[dict(kernel=k, ms=ms, calls=n) for k, ms, n in kernels[:rows]])
 
 
+def host_profile(make, batch, log, steps=10, rows=35):
+    """Where the host (Python / launch) time of an AMP training step goes: cProfile over ``steps`` steps after
+    warm-up, next to the step's wall time and its GPU kernel time; a step whose host time exceeds its kernel time
+    leaves the GPU idle (launch-bound)."""
+    import cProfile
+    import io
+    import pstats
+    model = make().cuda().train()
+    x = torch.randn(batch, 3, 224, 224, device='cuda')
+
+    def step():
+        with torch.autocast('cuda', dtype=torch.bfloat16):
+            model(x).float().mean().backward()
+        for p in model.parameters():
+            p.grad = None
+    for _ in range(5):
+        step()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()  # host time: the loop returns when the last launch is queued
+    host_ms = (time.perf_counter() - t0) / steps * 1e3
+    torch.cuda.synchronize()
+    wall_ms = (time.perf_counter() - t0) / steps * 1e3
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats('tottime').print_stats(rows)
+    log(f'\nhost profile, AMP training step, batch {batch}: host {host_ms:.1f} ms/step to queue, wall '
+        f'{wall_ms:.1f} ms/step; cProfile over {steps} steps (tottime order):\n' + out.getvalue()[-12000:])
+    model = None
+    torch.cuda.empty_cache()
+    return dict(batch=batch, host_ms=host_ms, wall_ms=wall_ms)
+
+
 def software():
     info = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, cuda=torch.version.cuda,
                 triton=triton.__version__,
@@ -590,7 +629,7 @@ def software():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--section', nargs='+', choices=['ops', 'norms', 'models', 'profile', 'all'], default=['all'])
+    ap.add_argument('--section', nargs='+', choices=['ops', 'norms', 'models', 'profile', 'hostprof', 'all'], default=['all'])
     ap.add_argument('--batch', type=int, default=128)
     ap.add_argument('--backends', nargs='+', default=['naive', 'chunked', 'triton', 'cuda', 'fused', 'mamba_ssm',
                                                       'oflex', 'oflex2d'])
@@ -601,6 +640,8 @@ def main(argv=None):
                     help="MzeroMiko/VMamba's classification/ folder (holds models/vmamba.py); skipped when absent")
     ap.add_argument('--no-peers', action='store_true', help='measure the zoo only')
     ap.add_argument('--with-plain', action='store_true', help='also the plain (scan + merge) vmamba_tiny path')
+    ap.add_argument('--no-convnext', action='store_true', help='skip the convnext_tiny reference row')
+    ap.add_argument('--norm-sweep', action='store_true', help='also sweep the LayerNorm launch shapes')
     ap.add_argument('--profile-models', nargs='+', choices=['vmamba_tiny', 'official'], default=['vmamba_tiny'])
     ap.add_argument('--json', help='raw results')
     ap.add_argument('--measurements', help='per-model summary for the model cards')
@@ -642,7 +683,7 @@ def main(argv=None):
         dump()
     if {'norms', 'all'} & set(args.section):
         log(f'\nLayerNorm fwd/fwd+bwd ms, vmamba_tiny stage shapes, batch {args.batch}; (% of HBM bound)')
-        report['norms'] = bench_norms(args.batch, report['copy_bandwidth_gb_s'] * 1e9, log)
+        report['norms'] = bench_norms(args.batch, report['copy_bandwidth_gb_s'] * 1e9, log, sweep=args.norm_sweep)
         dump()
     if {'models', 'all'} & set(args.section):
         log(f'\nmodels, batch {args.batch}, 224x224, {args.warmup} warm-up + {args.reps} timed passes')
@@ -654,7 +695,8 @@ def main(argv=None):
             specs.append(('official vmamba_tiny (oflex + triton)', 'vmamba_tiny_s1l8', {}, official_vmamba_tiny))
         else:
             log('official vmamba_tiny: skipped, peer not installed')
-        specs.append(('convnext_tiny', 'convnext_tiny', {}, None))
+        if not args.no_convnext:
+            specs.append(('convnext_tiny', 'convnext_tiny', {}, None))
         report['models'] = bench_models(specs, args.batch, args.warmup, args.reps, log)
         report['model_ratios'] = model_ratios(report['models'], log)
         dump()
@@ -682,6 +724,9 @@ def main(argv=None):
                 report['profile'].append(profile_model(label, make, args.batch, log))
             except Exception as exc:
                 log(f'profile of {label}: failed: {type(exc).__name__}: {str(exc)[:300]}')
+    if 'hostprof' in args.section:
+        import timm
+        report['host_profile'] = host_profile(lambda: timm.create_model('vmamba_tiny'), args.batch, log)
     dump()
 
 

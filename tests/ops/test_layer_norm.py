@@ -109,6 +109,15 @@ from ops.test_layer_norm import check_against_naive
 from vmamba_zoo.ops.layer_norm.triton import layer_norm_triton
 for lead, features in [((5,), 3), ((3, 7), 37), ((2, 9), 96), ((70,), 24), ((0, 3), 8)]:
     check_against_naive(layer_norm_triton, lead, features, torch.float32, 'cpu')
+# weight without bias and bias without weight (the partial-sum rows of the other stay unread)
+x = torch.randn(6, 10, requires_grad=True)
+for weight, bias in ((torch.randn(10, requires_grad=True), None), (None, torch.randn(10, requires_grad=True))):
+    y = layer_norm_triton(x, weight, bias)
+    ref = torch.nn.functional.layer_norm(x, (10,), weight, bias)
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    leaves = [t for t in (x, weight, bias) if t is not None]
+    for a, b in zip(torch.autograd.grad(y.sum(), leaves), torch.autograd.grad(ref.sum(), leaves)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 check_against_naive(layer_norm_triton, (5,), 20, torch.float32, 'cpu', affine=False)
 check_against_naive(layer_norm_triton, (9,), 33, torch.float32, 'cpu', out_dtype=torch.bfloat16)
 print('interpreter ok')
@@ -150,3 +159,18 @@ def test_cuda_dispatch_and_module_under_autocast():
     torch.testing.assert_close(y.float(), ref(x.permute(0, 2, 1, 3)).float(), atol=2e-2, rtol=2e-2)
     y.float().sum().backward()
     assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_layer_norm_2d_matches_timm():
+    from timm.layers import LayerNorm2d as TimmLayerNorm2d
+    from vmamba_zoo.layers import LayerNorm2d
+    ours, theirs = LayerNorm2d(6, eps=1e-6), TimmLayerNorm2d(6, eps=1e-6)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    with torch.no_grad():
+        ours.weight.normal_()
+        ours.bias.normal_()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 6, 5, 7)
+    torch.testing.assert_close(ours(x), theirs(x), atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match='expects a \\(B, C, H, W\\) map'):
+        ours(torch.randn(6, 5, 7))

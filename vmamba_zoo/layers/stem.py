@@ -1,10 +1,10 @@
 """Patch embeddings (stems). Input NCHW image, output NHWC tokens map."""
 import torch
 from torch import nn
-from timm.layers import ConvNormAct, LayerNorm2d
+from timm.layers import ConvNormAct
 
 from .checks import check_image_input
-from .norm import LayerNorm
+from .norm import LayerNorm, LayerNorm2d
 
 
 class ConvStem(nn.Module):

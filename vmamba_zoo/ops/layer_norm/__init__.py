@@ -11,25 +11,18 @@
 
 Models use it through ``vmamba_zoo.layers.LayerNorm`` (a drop-in ``nn.LayerNorm``: same parameters and keys).
 """
-import functools
-import importlib.util
 import os
 from typing import Callable, Dict, Optional
 
 import torch
 
-from .common import check_inputs
+from ..selective_scan import triton_available
 from .naive import layer_norm_naive
 from .torch_native import layer_norm_torch
 
 __all__ = ['layer_norm', 'layer_norm_naive', 'layer_norm_torch', 'available_backends', 'ENV_BACKEND']
 
 ENV_BACKEND = 'VMAMBA_ZOO_LAYER_NORM_BACKEND'
-
-
-@functools.lru_cache(maxsize=None)
-def triton_available() -> bool:
-    return importlib.util.find_spec('triton') is not None
 
 
 def _layer_norm_triton(*args, **kwargs):
@@ -62,6 +55,6 @@ def _resolve_backend(backend: Optional[str], x: torch.Tensor) -> Callable:
 
 def layer_norm(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float = 1e-5,
                out_dtype: Optional[torch.dtype] = None, backend: Optional[str] = None) -> torch.Tensor:
-    """LayerNorm of x over its last dim, result in ``out_dtype`` (default x's dtype); see the module docstring."""
-    check_inputs(x, weight, bias)
+    """LayerNorm of x over its last dim, result in ``out_dtype`` (default x's dtype); see the module docstring.
+    Every backend checks its inputs (``common.check_inputs``)."""
     return _resolve_backend(backend, x)(x, weight, bias, eps, out_dtype)

@@ -42,8 +42,10 @@ def _launch_shape(features: int):
     if pinned:
         block_m, num_warps = (int(v) for v in pinned.split(','))
         return block_m, block_n, num_warps
-    # ~4K fp32 elements per program: enough bytes in flight per SM at 4 warps, few registers per thread
-    block_m = max(1, min(64, 4096 // block_n))
+    # ~2K elements per program at 4 warps: the fastest forward of the (BLOCK_M, num_warps) sweep at vmamba_tiny's
+    # stage-1 shape (401k x 96: BLOCK_M 16, 0.060 ms vs 0.080 at BLOCK_M 32; H200, tools/bench_gpu.py --section
+    # norms); at the smaller stages every candidate was within the ~0.03 ms launch floor
+    block_m = max(1, min(64, 2048 // block_n))
     num_warps = 4 if block_n <= 2048 else 8 if block_n <= 8192 else 16
     return block_m, block_n, num_warps
 
@@ -72,7 +74,7 @@ def _layer_norm_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, rows, features, stride_x,
 
 
 @triton.jit
-def _layer_norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, dx_ptr, dw_ptr, db_ptr, rows, features, stride_x, stride_dy,
+def _layer_norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, dx_ptr, dw_ptr, rows, features, stride_x, stride_dy,
                            stride_dx, eps, HAS_WEIGHT: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr,
                            NEED_DX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     pid = tl.program_id(0)
@@ -87,10 +89,12 @@ def _layer_norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, dx_ptr, dw_ptr, db_ptr, rows, f
     centred = tl.where(mask, x - mean[:, None], 0.)
     rstd = 1. / tl.sqrt(tl.sum(centred * centred, axis=1) / features + eps)
     xhat = centred * rstd[:, None]
-    if NEED_DW:  # this block's partial column sums; the host adds the (row blocks, N) partials
-        tl.store(dw_ptr + pid * features + col, tl.sum(dy * xhat, axis=0), mask=col_mask)
+    # this block's partial column sums, rows (block, 0, :) and (block, 1, :) of one buffer: the host adds the
+    # (row blocks, 2, N) partials in one reduction
+    if NEED_DW:
+        tl.store(dw_ptr + pid * 2 * features + col, tl.sum(dy * xhat, axis=0), mask=col_mask)
     if NEED_DB:
-        tl.store(db_ptr + pid * features + col, tl.sum(dy, axis=0), mask=col_mask)
+        tl.store(dw_ptr + pid * 2 * features + features + col, tl.sum(dy, axis=0), mask=col_mask)
     if NEED_DX:
         if HAS_WEIGHT:
             wdy = dy * tl.load(w_ptr + col, mask=col_mask, other=0.).to(tl.float32)[None, :]
@@ -135,20 +139,19 @@ class LayerNormFn(torch.autograd.Function):
         block_m, block_n, num_warps = _launch_shape(features)
         programs = triton.cdiv(rows, block_m)
         dx = torch.empty((rows, features), dtype=ctx.x_dtype, device=x_rows.device) if need_dx else None
-        dw_part = torch.empty((programs, features), dtype=torch.float32, device=x_rows.device) if need_dw else None
-        db_part = torch.empty((programs, features), dtype=torch.float32, device=x_rows.device) if need_db else None
+        partial = None
+        if need_dw or need_db:  # zeros only when there are no rows: each block writes its own partial rows
+            partial = (torch.empty if rows else torch.zeros)((max(programs, 1), 2, features), dtype=torch.float32,
+                                                             device=x_rows.device)
         if rows:
             _layer_norm_bwd_kernel[(programs,)](
                 x_rows, weight if weight is not None else x_rows, dy_rows, dx if need_dx else x_rows,
-                dw_part if need_dw else x_rows, db_part if need_db else x_rows, rows, features, x_rows.stride(0),
-                dy_rows.stride(0), dx.stride(0) if need_dx else 0, ctx.eps,
-                HAS_WEIGHT=weight is not None, NEED_DW=need_dw, NEED_DB=need_db, NEED_DX=need_dx,
-                BLOCK_M=block_m, BLOCK_N=block_n, num_warps=num_warps)
-        dweight = dbias = None
-        if need_dw:
-            dweight = (dw_part.sum(0) if rows else torch.zeros_like(weight, dtype=torch.float32)).to(weight.dtype)
-        if need_db:
-            dbias = (db_part.sum(0) if rows else torch.zeros(features, device=x_rows.device)).to(ctx.bias_dtype)
+                partial if partial is not None else x_rows, rows, features, x_rows.stride(0), dy_rows.stride(0),
+                dx.stride(0) if need_dx else 0, ctx.eps, HAS_WEIGHT=weight is not None, NEED_DW=need_dw,
+                NEED_DB=need_db, NEED_DX=need_dx, BLOCK_M=block_m, BLOCK_N=block_n, num_warps=num_warps)
+        sums = partial.sum(0) if partial is not None else None  # (2, N): dw, db
+        dweight = sums[0].to(weight.dtype) if need_dw else None
+        dbias = sums[1].to(ctx.bias_dtype) if need_db else None
         return (dx.view(ctx.x_shape) if need_dx else None), dweight, dbias, None, None
 
 

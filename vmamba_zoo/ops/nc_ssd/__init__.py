@@ -18,14 +18,13 @@ themselves with ``register_backend``; models need no change.
 Under ``torch.jit.trace`` (fvcore FLOP counting) the call is one ``prim::PythonOp.NonCausalSSDFn`` node, counted
 by ``nc_ssd_flop_jit`` the way the official ``VMAMBA2.flops()`` counts it.
 """
-import functools
-import importlib.util
 import os
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
 from ...flops import register_flop_handle
+from ..selective_scan import triton_available
 from .common import check_inputs
 from .matmul import nc_ssd_matmul
 from .naive import nc_ssd_naive
@@ -54,11 +53,6 @@ def register_backend(name: str, fn: Callable, device_types: Tuple[str, ...] = ()
 
 def available_backends():
     return sorted(_BACKENDS)
-
-
-@functools.lru_cache(maxsize=None)
-def triton_available() -> bool:
-    return importlib.util.find_spec('triton') is not None
 
 
 def _triton_backend(x, dt, A, B, C, D=None):

@@ -14,9 +14,11 @@ dilations=(1, 3, 5), order=None, backend=None)``
 * Returns y (batch, K*D, L) in u's dtype, in step order: y_t = <C_t, fused h at t's pixel> + D u_t.
 
 Backends (``available_backends()``): ``naive`` (sequential reference, the truth), ``chunked`` (plain PyTorch:
-chunked scan + conv2d, the default off CPU and for CPU calls autograd records) and ``cpp`` (the same fusion with
-the states from the C++ CPU scan of ``kernels/cpu``, ``cpu.py``: the CPU default when that kernel builds). A GPU
-kernel (e.g. one that fuses the read-out and never writes all states) registers itself with ``register_backend``;
+chunked scan + conv2d, the fallback anywhere and the CPU path for calls autograd records), ``cpp`` (the same
+fusion with the states from the C++ CPU scan of ``kernels/cpu``, ``cpu.py``: the CPU default when that kernel
+builds) and ``triton`` (the same fusion with the states and their backward from Triton kernels, ``triton.py``:
+the CUDA default for fp32/fp16/bf16 when Triton is installed; imported on first use). Further kernels (e.g. one
+that fuses the read-out and never writes all states) register themselves with ``register_backend``;
 ``VMAMBA_ZOO_STATE_FUSION_BACKEND`` pins one.
 
 Under ``torch.jit.trace`` the call is one ``prim::PythonOp.StateFusionScanFn`` node, counted by
@@ -28,6 +30,7 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 
 from ...flops import register_flop_handle
+from ..selective_scan import triton_available
 from ..selective_scan.cpu import cpu_accepts
 from .chunked import fuse_states, state_fusion_scan_chunked
 from .common import check_inputs
@@ -63,6 +66,23 @@ def available_backends():
 # the C++ state scan on CPU (inference; recorded calls run the chunked scan inside it, same gradients)
 register_backend('cpp', state_fusion_scan_cpu, device_types=('cpu',),
                  accepts=lambda u, A, weight: cpu_accepts(u, u, A, None, None))
+
+
+def _triton_backend(*args, **kwargs):
+    from .triton import state_fusion_scan_triton  # imported on first use: importing triton costs ~0.5 s
+    return state_fusion_scan_triton(*args, **kwargs)
+
+
+def _triton_accepts(u, A, weight) -> bool:
+    # the kernels keep fp32 state: float64 (gradcheck) stays on 'chunked', which computes in float64. N <= 256
+    # as the selective-scan kernels (``_MAX_D_STATE``): a (BLOCK_D, N, BLOCK_L) register tile per program
+    return (u.is_cuda and triton_available() and A.shape[1] <= 256
+            and u.dtype in (torch.float32, torch.float16, torch.bfloat16)
+            and torch.float64 not in (A.dtype, weight.dtype))
+
+
+# the Triton state scan on CUDA (forward and backward kernels; fusion and read-out as 'chunked')
+register_backend('triton', _triton_backend, device_types=('cuda',), accepts=_triton_accepts)
 
 
 def _pick(backend: Optional[str], u, A, weight) -> Callable:
