@@ -44,7 +44,7 @@ import triton.testing
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 import vmamba_zoo  # noqa: E402,F401  (registers the models)
 from vmamba_zoo.ops import selective_scan  # noqa: E402
-from vmamba_zoo.ops.layer_norm import ENV_BACKEND as ENV_LAYER_NORM  # noqa: E402
+from vmamba_zoo.ops.layer_norm import ENV_BACKEND as ENV_LAYER_NORM, ENV_TRITON_MIN as ENV_LN_MIN  # noqa: E402
 from vmamba_zoo.ops.scan2d import ENV_BACKEND as ENV_SCAN2D  # noqa: E402
 from vmamba_zoo.scans import get_scan, merge, scan  # noqa: E402
 
@@ -641,6 +641,8 @@ def main(argv=None):
     ap.add_argument('--no-peers', action='store_true', help='measure the zoo only')
     ap.add_argument('--with-plain', action='store_true', help='also the plain (scan + merge) vmamba_tiny path')
     ap.add_argument('--no-convnext', action='store_true', help='skip the convnext_tiny reference row')
+    ap.add_argument('--ln-min-elements', nargs='*', type=int, default=[],
+                    help='also vmamba_tiny with these LayerNorm Triton thresholds (VMAMBA_ZOO_LAYER_NORM_TRITON_MIN)')
     ap.add_argument('--norm-sweep', action='store_true', help='also sweep the LayerNorm launch shapes')
     ap.add_argument('--profile-models', nargs='+', choices=['vmamba_tiny', 'official'], default=['vmamba_tiny'])
     ap.add_argument('--json', help='raw results')
@@ -689,6 +691,9 @@ def main(argv=None):
         log(f'\nmodels, batch {args.batch}, 224x224, {args.warmup} warm-up + {args.reps} timed passes')
         specs = [('vmamba_tiny (fused)', 'vmamba_tiny', {}, None),
                  ('vmamba_tiny (fused, ATen LayerNorm)', 'vmamba_tiny', {ENV_LAYER_NORM: 'torch'}, None)]
+        for threshold in args.ln_min_elements:  # the LayerNorm dispatch threshold, A/B
+            specs.append((f'vmamba_tiny (fused, Triton LayerNorm >= {threshold} elements)', 'vmamba_tiny',
+                          {ENV_LN_MIN: str(threshold)}, None))
         if args.with_plain:
             specs.append(('vmamba_tiny (plain)', 'vmamba_tiny', {ENV_SCAN2D: 'plain'}, None))
         if 'official_vmamba' in PEERS:

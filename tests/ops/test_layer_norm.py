@@ -5,7 +5,8 @@ from torch import nn
 
 from vmamba_zoo.layers import LayerNorm
 from vmamba_zoo.ops import layer_norm as layer_norm_pkg
-from vmamba_zoo.ops.layer_norm import ENV_BACKEND, available_backends, layer_norm, layer_norm_naive, layer_norm_torch
+from vmamba_zoo.ops.layer_norm import (ENV_BACKEND, ENV_TRITON_MIN, available_backends, layer_norm, layer_norm_naive,
+                                       layer_norm_torch)
 from .test_selective_scan_triton import run_under_interpreter
 
 # (leading shape, features): odd row counts, odd widths below / around one row block, the zoo's widths
@@ -94,6 +95,12 @@ def test_module_returns_the_autocast_dtype_under_autocast():
     assert norm(x).dtype == torch.float32  # outside autocast: the input's dtype
 
 
+def test_triton_threshold_env(monkeypatch):
+    assert layer_norm_pkg._triton_min_elements() == 1 << 25
+    monkeypatch.setenv(ENV_TRITON_MIN, '0')
+    assert layer_norm_pkg._triton_min_elements() == 0
+
+
 def test_dispatch_and_env_pin(monkeypatch):
     x, weight, bias = make_inputs((3,), 8, torch.float32)
     assert layer_norm_pkg._resolve_backend(None, x) is layer_norm_torch  # CPU default
@@ -145,9 +152,14 @@ def test_triton_fp32_input_low_precision_output(out_dtype):
 
 
 @pytest.mark.gpu
-def test_cuda_dispatch_and_module_under_autocast():
-    from vmamba_zoo.ops.layer_norm.triton import LayerNormFn  # noqa: F401  (the CUDA default)
+def test_cuda_dispatch_and_module_under_autocast(monkeypatch):
     x = torch.randn(2, 7, 7, 96, device='cuda', requires_grad=True)
+    # small maps stay on ATen (host cost), large ones go to Triton; 0 sends every map to Triton
+    assert layer_norm_pkg._resolve_backend(None, x) is layer_norm_torch
+    big = torch.empty(128, 56, 56, 96, device='cuda')
+    assert layer_norm_pkg._resolve_backend(None, big) is layer_norm_pkg._layer_norm_triton
+    del big
+    monkeypatch.setenv(ENV_TRITON_MIN, '0')
     assert layer_norm_pkg._resolve_backend(None, x) is layer_norm_pkg._layer_norm_triton
     norm = LayerNorm(96).cuda()
     ref = nn.LayerNorm(96).cuda()

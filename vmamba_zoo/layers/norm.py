@@ -1,8 +1,8 @@
 """``LayerNorm``: ``nn.LayerNorm`` over the last dim through the zoo's ``layer_norm`` op.
 
 A drop-in for ``nn.LayerNorm`` (a subclass: same parameters, state_dict keys, init, ``isinstance`` checks) that
-runs ``vmamba_zoo.ops.layer_norm``: the Triton kernels on CUDA, ``F.layer_norm`` elsewhere; the model does not
-know which.
+runs ``vmamba_zoo.ops.layer_norm``: the Triton kernels for large CUDA maps, ``F.layer_norm`` otherwise; the
+model does not know which.
 
 One deliberate difference, under autocast only: the result is returned in the autocast dtype (bf16 / fp16)
 instead of fp32. Statistics and arithmetic stay fp32, as with autocast's own fp32 LayerNorm; only the single

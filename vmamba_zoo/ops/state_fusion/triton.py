@@ -98,6 +98,25 @@ def _chunk_states(u, dt, A, Bt, h, m3):
 
 
 @triton.jit
+def _channel_block(A_ptr, bias_ptr, pid_d, KD, N, per_group, HAS_BIAS: tl.constexpr, BLOCK_D: tl.constexpr,
+                   BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr):
+    """The (BLOCK_D channels x BLOCK_N states) block both kernels work on: offsets, masks, each channel's scan
+    direction, A and delta_bias (fp32)."""
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_l = tl.arange(0, BLOCK_L)
+    mask_d = offs_d < KD
+    mask_n = offs_n < N
+    mask_dn = mask_d[:, None] & mask_n[None, :]
+    group = offs_d // per_group
+    A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0)
+    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    return offs_d, offs_n, offs_l, mask_d, mask_n, mask_dn, group, A, bias
+
+
+@triton.jit
 def _states_fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, bias_ptr, states_ptr, chunk_state_ptr,
     L, KD, per_group, N, n_chunks,
@@ -108,18 +127,8 @@ def _states_fwd_kernel(
     # u, delta and B have unit stride along L (the wrapper makes them so); states are contiguous (batch, KD, N, L)
     pid_b = tl.program_id(0)
     pid_d = tl.program_id(1)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_l = tl.arange(0, BLOCK_L)
-    mask_d = offs_d < KD
-    mask_n = offs_n < N
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    group = offs_d // per_group
-
-    A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0)
-    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    offs_d, offs_n, offs_l, mask_d, mask_n, mask_dn, group, A, bias = _channel_block(
+        A_ptr, bias_ptr, pid_d, KD, N, per_group, HAS_BIAS, BLOCK_D, BLOCK_N, BLOCK_L)
 
     u_row = u_ptr + _row_starts(pid_b * s_ub, offs_d, s_ud, ALIGNED)[:, None]
     d_row = delta_ptr + _row_starts(pid_b * s_db, offs_d, s_dd, ALIGNED)[:, None]
@@ -154,18 +163,8 @@ def _states_bwd_kernel(
     # du, ddelta share u's / delta's strides; dstates is contiguous (batch, KD, N, L)
     pid_b = tl.program_id(0)
     pid_d = tl.program_id(1)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_l = tl.arange(0, BLOCK_L)
-    mask_d = offs_d < KD
-    mask_n = offs_n < N
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    group = offs_d // per_group
-
-    A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0)
-    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    offs_d, offs_n, offs_l, mask_d, mask_n, mask_dn, group, A, bias = _channel_block(
+        A_ptr, bias_ptr, pid_d, KD, N, per_group, HAS_BIAS, BLOCK_D, BLOCK_N, BLOCK_L)
 
     u_off = _row_starts(pid_b * s_ub, offs_d, s_ud, ALIGNED)[:, None]
     d_off = _row_starts(pid_b * s_db, offs_d, s_dd, ALIGNED)[:, None]
