@@ -23,9 +23,12 @@ Norms (``--section norms``): the zoo's Triton LayerNorm against ATen's at vmamba
 Model level: inference img/s in fp32 and bf16 (autocast), batch 128, 50 warm-up + 30 timed passes (the official
 repo's protocol), and a training step (fwd+bwd under bf16 autocast, no optimiser step) with peak memory, for
 vmamba_tiny on the fused path, the same with ATen's LayerNorm instead of the zoo's Triton kernel
-(``VMAMBA_ZOO_LAYER_NORM_BACKEND=torch``), the plain path with ``--with-plain``, the official VMamba-T (``vmamba_tiny_s1l8`` from
-``--official-vmamba``, i.e. MzeroMiko/VMamba ``classification/``, with its oflex kernel and Triton cross-scan)
-and timm's convnext_tiny (same FLOPs class); the ratios ours / official are printed and stored.
+(``VMAMBA_ZOO_LAYER_NORM_BACKEND=torch``), the plain path with ``--with-plain``, the official VMamba-T
+(``vmamba_tiny_s1l8`` from ``--official-vmamba``, i.e. MzeroMiko/VMamba ``classification/``, with its oflex
+kernel and Triton cross-scan) and timm's convnext_tiny (same FLOPs class; ``--no-convnext`` skips it);
+``--ln-min-elements`` adds vmamba_tiny rows at other LayerNorm dispatch thresholds; the ratios ours / official are
+printed and stored. Host profile (``--section hostprof``): cProfile of vmamba_tiny's training step, its host time
+against its wall time.
 Peers are looked up as importable modules (install their wheels, e.g. into a folder on PYTHONPATH) and, for the
 official model code, in ``--official-vmamba`` (default ``.peers/VMamba/classification``, an ignored folder).
 """
@@ -629,7 +632,8 @@ def software():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--section', nargs='+', choices=['ops', 'norms', 'models', 'profile', 'hostprof', 'all'], default=['all'])
+    ap.add_argument('--section', nargs='+', choices=['ops', 'norms', 'models', 'profile', 'hostprof', 'all'],
+                    default=['all'])
     ap.add_argument('--batch', type=int, default=128)
     ap.add_argument('--backends', nargs='+', default=['naive', 'chunked', 'triton', 'cuda', 'fused', 'mamba_ssm',
                                                       'oflex', 'oflex2d'])

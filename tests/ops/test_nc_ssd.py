@@ -159,9 +159,9 @@ def test_backend_selection(monkeypatch):
         calls.append('spy')
         return nc_ssd_naive(*args, **kwargs)
 
-    monkeypatch.setattr(nc_ssd_module, '_BACKENDS', dict(nc_ssd_module._BACKENDS))
-    monkeypatch.setattr(nc_ssd_module, '_PREFERENCE', {})
-    monkeypatch.setattr(nc_ssd_module, '_ACCEPTS', {})
+    registry = nc_ssd_module._REGISTRY.copy()  # without the CUDA backends' preference, and thrown away after
+    registry.preference.clear()
+    monkeypatch.setattr(nc_ssd_module, '_REGISTRY', registry)
     register_backend('spy', spy, device_types=('cpu',), accepts=lambda x, *rest: x.shape[1] > 5)
     nc_ssd(**inputs)
     assert calls == ['spy']

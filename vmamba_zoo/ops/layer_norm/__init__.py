@@ -13,15 +13,17 @@
 Models use it through ``vmamba_zoo.layers.LayerNorm`` (a drop-in ``nn.LayerNorm``: same parameters and keys).
 """
 import os
-from typing import Callable, Dict, Optional
+from typing import Callable, Optional
 
 import torch
 
+from .._dispatch import BackendRegistry
 from ..selective_scan import triton_available
 from .naive import layer_norm_naive
 from .torch_native import layer_norm_torch
 
-__all__ = ['layer_norm', 'layer_norm_naive', 'layer_norm_torch', 'available_backends', 'ENV_BACKEND', 'ENV_TRITON_MIN']
+__all__ = ['layer_norm', 'layer_norm_naive', 'layer_norm_torch', 'available_backends', 'ENV_BACKEND',
+           'ENV_TRITON_MIN']
 
 ENV_BACKEND = 'VMAMBA_ZOO_LAYER_NORM_BACKEND'
 
@@ -31,19 +33,11 @@ def _layer_norm_triton(*args, **kwargs):
     return layer_norm_triton(*args, **kwargs)
 
 
-_BACKENDS: Dict[str, Callable] = {'naive': layer_norm_naive, 'torch': layer_norm_torch,
-                                  'triton': _layer_norm_triton}
-
-
-def available_backends():
-    return sorted(_BACKENDS)
-
-
 ENV_TRITON_MIN = 'VMAMBA_ZOO_LAYER_NORM_TRITON_MIN'
 # Smallest map (elements) the CUDA dispatch sends to Triton. ATen's LayerNorm is a C++ autograd node (a few us of
-# host time per call) while the Triton path is a Python autograd.Function plus Triton launches (0.2-0.4 ms of host
-# time per fwd+bwd under cProfile on the H200 machine, run 9). On small maps ATen's kernels cost little GPU time and an
-# eager training step is host-bound, so only large maps (vmamba_tiny's stem and stage 1 at batch 128:
+# host time per call) while the Triton path is a Python autograd.Function plus Triton launches (0.2-0.4 ms of
+# host time per fwd+bwd under cProfile on the H200 machine, run 9). On small maps ATen's kernels cost little GPU
+# time and an eager training step is host-bound, so only large maps (vmamba_tiny's stem and stage 1 at batch 128:
 # 38.5M-77M elements; at stage 1, 401k x 96, ATen 1.21 ms fwd+bwd vs Triton 0.41 ms, run 9) go to Triton.
 # Measured in model_cards/gpu_kernels.md (run 10: training 1492 img/s with every map on Triton, 1583 with
 # none, 1785 with this threshold).
@@ -61,13 +55,17 @@ def _triton_accepts(x: torch.Tensor) -> bool:
             and x.dtype in (torch.float32, torch.float16, torch.bfloat16) and not torch.jit.is_tracing())
 
 
+_REGISTRY = BackendRegistry('layer_norm', ENV_BACKEND, {'naive': layer_norm_naive, 'torch': layer_norm_torch},
+                            default=layer_norm_torch)
+_REGISTRY.register('triton', _layer_norm_triton, device_types=('cuda',), accepts=_triton_accepts)
+
+
+def available_backends():
+    return _REGISTRY.names()
+
+
 def _resolve_backend(backend: Optional[str], x: torch.Tensor) -> Callable:
-    name = backend or os.environ.get(ENV_BACKEND) or None
-    if name is not None:
-        if name not in _BACKENDS:
-            raise ValueError(f"layer_norm: unknown backend {name!r}; known: {', '.join(available_backends())}")
-        return _BACKENDS[name]
-    return _layer_norm_triton if _triton_accepts(x) else layer_norm_torch
+    return _REGISTRY.resolve(backend, x.device.type, x)
 
 
 def layer_norm(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float = 1e-5,

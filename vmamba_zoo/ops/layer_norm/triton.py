@@ -3,16 +3,16 @@
 
 Why a kernel of our own: on channels-last vision maps the normalised dim is small (96..768) and the rows are
 many (batch 128 at 56x56: 401k rows of 96). ATen's LayerNorm kernels give each row its own thread block, so at
-N = 96 most of a block idles; in the vmamba_tiny training step they took 18.7 of 79.7 ms of kernel time, ~6x the
-bytes they move at HBM speed (model_cards/gpu_kernels.md, run 6 profile). Here one program normalises
+N = 96 most of a block idles; in the vmamba_tiny training step they took 18.7 of 79.7 ms of kernel time, ~6x what
+their bytes need at HBM speed (model_cards/gpu_kernels.md, run 6 profile). Here one program normalises
 ``BLOCK_M`` rows at once, (BLOCK_M, BLOCK_N) in registers, with statistics in fp32.
 
 * Forward: mean and biased variance per row, y = (x - mean) * rstd * w + b, stored in ``out_dtype`` (under
-  autocast the autocast dtype: the consumer, a Linear, would cast it to that anyway; see layers/norm.py).
+  autocast the autocast dtype: the consumer, a Linear / conv, would cast it to that anyway; see layers/norm.py).
   Nothing but the input is saved: the backward recomputes the statistics from x it must read regardless.
 * Backward: one program per row block computes dx = rstd * (w dy - mean(w dy xhat) xhat - mean(w dy)) for its
-  rows and writes its fp32 column sums of dy xhat and dy as one partial row; the host sums the (row blocks, N)
-  partials into dw, db (no atomics; 1/BLOCK_M of the map's size).
+  rows and writes its fp32 column sums of dy xhat and dy as two partial rows; the host sums the (row blocks, 2, N)
+  partials into dw, db in one reduction (no atomics; 2/BLOCK_M of the map's size).
 
 Checked against ``naive.py`` by ``tests/ops/test_layer_norm.py`` on the GPU and, on CPU, under Triton's
 interpreter (``TRITON_INTERPRET=1``).
@@ -31,7 +31,6 @@ __all__ = ['layer_norm_triton', 'MAX_FEATURES']
 # one row block must fit in registers; wider rows (none in the zoo: the widest is 4 * 768 = 3072 in
 # EfficientVMamba's patch merging) take the ATen path
 MAX_FEATURES = 16384
-
 
 ENV_BLOCKS = 'VMAMBA_ZOO_LAYER_NORM_BLOCKS'  # "BLOCK_M,num_warps": one launch shape for every call (tuning)
 
@@ -52,7 +51,8 @@ def _launch_shape(features: int):
 
 @triton.jit
 def _layer_norm_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, rows, features, stride_x, stride_y, eps,
-                HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                           HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr,
+                           BLOCK_N: tl.constexpr):
     pid = tl.program_id(0)
     row = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     col = tl.arange(0, BLOCK_N)
@@ -74,7 +74,7 @@ def _layer_norm_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, rows, features, stride_x,
 
 
 @triton.jit
-def _layer_norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, dx_ptr, dw_ptr, rows, features, stride_x, stride_dy,
+def _layer_norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, dx_ptr, partial_ptr, rows, features, stride_x, stride_dy,
                            stride_dx, eps, HAS_WEIGHT: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr,
                            NEED_DX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     pid = tl.program_id(0)
@@ -92,9 +92,9 @@ def _layer_norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, dx_ptr, dw_ptr, rows, features,
     # this block's partial column sums, rows (block, 0, :) and (block, 1, :) of one buffer: the host adds the
     # (row blocks, 2, N) partials in one reduction
     if NEED_DW:
-        tl.store(dw_ptr + pid * 2 * features + col, tl.sum(dy * xhat, axis=0), mask=col_mask)
+        tl.store(partial_ptr + pid * 2 * features + col, tl.sum(dy * xhat, axis=0), mask=col_mask)
     if NEED_DB:
-        tl.store(dw_ptr + pid * 2 * features + features + col, tl.sum(dy, axis=0), mask=col_mask)
+        tl.store(partial_ptr + pid * 2 * features + features + col, tl.sum(dy, axis=0), mask=col_mask)
     if NEED_DX:
         if HAS_WEIGHT:
             wdy = dy * tl.load(w_ptr + col, mask=col_mask, other=0.).to(tl.float32)[None, :]

@@ -18,12 +18,12 @@ themselves with ``register_backend``; models need no change.
 Under ``torch.jit.trace`` (fvcore FLOP counting) the call is one ``prim::PythonOp.NonCausalSSDFn`` node, counted
 by ``nc_ssd_flop_jit`` the way the official ``VMAMBA2.flops()`` counts it.
 """
-import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 
 from ...flops import register_flop_handle
+from .._dispatch import BackendRegistry
 from ..selective_scan import triton_available
 from .common import check_inputs
 from .matmul import nc_ssd_matmul
@@ -34,25 +34,20 @@ __all__ = ['nc_ssd', 'nc_ssd_naive', 'nc_ssd_matmul', 'register_backend', 'avail
 
 ENV_BACKEND = 'VMAMBA_ZOO_NC_SSD_BACKEND'
 
-_BACKENDS: Dict[str, Callable] = {'naive': nc_ssd_naive, 'matmul': nc_ssd_matmul}
-# device type -> backend names in order of preference; the first whose predicate accepts the inputs runs
-_PREFERENCE: Dict[str, list] = {}
-_ACCEPTS: Dict[str, Callable[..., bool]] = {}
+_REGISTRY = BackendRegistry('nc_ssd', ENV_BACKEND, {'naive': nc_ssd_naive, 'matmul': nc_ssd_matmul},
+                            default=nc_ssd_matmul)
+_BACKENDS = _REGISTRY.backends  # name -> function (the registry's own dict)
 
 
 def register_backend(name: str, fn: Callable, device_types: Tuple[str, ...] = (),
                      accepts: Optional[Callable[..., bool]] = None) -> None:
     """Add a backend with the nc_ssd signature. It becomes the preferred path on ``device_types`` for inputs
     where ``accepts(x, dt, A, B, C)`` is true (default: always)."""
-    _BACKENDS[name] = fn
-    if accepts is not None:
-        _ACCEPTS[name] = accepts
-    for device_type in device_types:
-        _PREFERENCE.setdefault(device_type, []).insert(0, name)
+    _REGISTRY.register(name, fn, device_types, accepts)
 
 
 def available_backends():
-    return sorted(_BACKENDS)
+    return _REGISTRY.names()
 
 
 def _triton_backend(x, dt, A, B, C, D=None):
@@ -71,15 +66,7 @@ register_backend('triton', _triton_backend, device_types=('cuda',), accepts=_tri
 
 
 def _resolve_backend(backend: Optional[str], x, dt, A, B, C) -> Callable:
-    name = backend or os.environ.get(ENV_BACKEND) or None
-    if name is not None:
-        if name not in _BACKENDS:
-            raise ValueError(f"nc_ssd: unknown backend {name!r}; known: {', '.join(available_backends())}")
-        return _BACKENDS[name]
-    for candidate in _PREFERENCE.get(x.device.type, []):
-        if _ACCEPTS.get(candidate, lambda *a: True)(x, dt, A, B, C):
-            return _BACKENDS[candidate]
-    return nc_ssd_matmul
+    return _REGISTRY.resolve(backend, x.device.type, x, dt, A, B, C)
 
 
 class NonCausalSSDFn(torch.autograd.Function):

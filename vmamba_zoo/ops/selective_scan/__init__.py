@@ -23,11 +23,11 @@ so the trace holds one ``prim::PythonOp.SelectiveScanFn`` node that ``vmamba_zoo
 """
 import functools
 import importlib.util
-import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 
+from .._dispatch import BackendRegistry
 from .chunked import selective_scan_chunked
 from .common import check_inputs
 from .cpu import cpu_accepts, selective_scan_cpu
@@ -38,10 +38,9 @@ __all__ = ['selective_scan', 'selective_scan_naive', 'selective_scan_chunked', '
 
 ENV_BACKEND = 'VMAMBA_ZOO_SCAN_BACKEND'
 
-_BACKENDS: Dict[str, Callable] = {'naive': selective_scan_naive, 'chunked': selective_scan_chunked}
-# device type -> backend names in order of preference; the first whose predicate accepts the inputs runs
-_PREFERENCE: Dict[str, list] = {}
-_ACCEPTS: Dict[str, Callable[..., bool]] = {}
+_REGISTRY = BackendRegistry('selective_scan', ENV_BACKEND,
+                            {'naive': selective_scan_naive, 'chunked': selective_scan_chunked},
+                            default=selective_scan_chunked)
 # backends that implement ``return_states=True``
 _STATES_BACKENDS = {'naive', 'chunked'}
 
@@ -51,17 +50,13 @@ def register_backend(name: str, fn: Callable, device_types: Tuple[str, ...] = ()
     """Add a backend with the selective_scan signature. It becomes the preferred path on ``device_types`` for
     inputs where ``accepts(u, delta, A, B, C)`` is true (default: always). ``states=True``: it also takes
     ``return_states=True``."""
-    _BACKENDS[name] = fn
+    _REGISTRY.register(name, fn, device_types, accepts)
     if states:
         _STATES_BACKENDS.add(name)
-    if accepts is not None:
-        _ACCEPTS[name] = accepts
-    for device_type in device_types:
-        _PREFERENCE.setdefault(device_type, []).insert(0, name)
 
 
 def available_backends():
-    return sorted(_BACKENDS)
+    return _REGISTRY.names()
 
 
 @functools.lru_cache(maxsize=None)
@@ -100,22 +95,18 @@ register_backend('cpp', selective_scan_cpu, device_types=('cpu',), accepts=cpu_a
 
 
 def _resolve_backend(backend: Optional[str], u, delta, A, B, C, return_states: bool = False) -> Callable:
-    name = backend or os.environ.get(ENV_BACKEND) or None
-    if return_states and name is not None and name not in _STATES_BACKENDS:
-        if backend is not None:
-            raise ValueError(f"selective_scan: backend {name!r} cannot return the hidden states; "
-                             f"backends that can: {', '.join(sorted(_STATES_BACKENDS))}")
-        name = None  # the environment pins a backend for every call; this mode falls back to the dispatch
-    if name is not None:
-        if name not in _BACKENDS:
-            raise ValueError(f"selective_scan: unknown backend {name!r}; known: {', '.join(available_backends())}")
-        return _BACKENDS[name]
-    for candidate in _PREFERENCE.get(u.device.type, []):
-        if return_states and candidate not in _STATES_BACKENDS:
-            continue
-        if _ACCEPTS.get(candidate, lambda *a: True)(u, delta, A, B, C):
-            return _BACKENDS[candidate]
-    return selective_scan_chunked
+    if return_states:
+        name = _REGISTRY.pinned(backend)
+        if name is not None and name not in _STATES_BACKENDS:
+            if backend is not None:
+                raise ValueError(f"selective_scan: backend {name!r} cannot return the hidden states; "
+                                 f"backends that can: {', '.join(sorted(_STATES_BACKENDS))}")
+            name = None  # the environment pins a backend for every call; this mode falls back to the dispatch
+        if name is not None:
+            return _REGISTRY.backends[name]
+        skip = set(_REGISTRY.backends) - _STATES_BACKENDS
+        return _REGISTRY.preferred(u.device.type, u, delta, A, B, C, skip=skip)
+    return _REGISTRY.resolve(backend, u.device.type, u, delta, A, B, C)
 
 
 class SelectiveScanFn(torch.autograd.Function):

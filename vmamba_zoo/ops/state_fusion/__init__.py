@@ -24,12 +24,12 @@ that fuses the read-out and never writes all states) register themselves with ``
 Under ``torch.jit.trace`` the call is one ``prim::PythonOp.StateFusionScanFn`` node, counted by
 ``vmamba_zoo.flops`` with the official accounting (``state_fusion_flop_jit``).
 """
-import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 
 from ...flops import register_flop_handle
+from .._dispatch import BackendRegistry
 from ..selective_scan import triton_available
 from ..selective_scan.cpu import cpu_accepts
 from .chunked import fuse_states, state_fusion_scan_chunked
@@ -43,24 +43,20 @@ __all__ = ['state_fusion_scan', 'state_fusion_scan_naive', 'state_fusion_scan_ch
 
 ENV_BACKEND = 'VMAMBA_ZOO_STATE_FUSION_BACKEND'
 
-_BACKENDS: Dict[str, Callable] = {'naive': state_fusion_scan_naive, 'chunked': state_fusion_scan_chunked}
-_PREFERENCE: Dict[str, list] = {}  # device type -> backend names, most preferred first
-_ACCEPTS: Dict[str, Callable[..., bool]] = {}
+_REGISTRY = BackendRegistry('state_fusion_scan', ENV_BACKEND,
+                            {'naive': state_fusion_scan_naive, 'chunked': state_fusion_scan_chunked},
+                            default=state_fusion_scan_chunked)
 
 
 def register_backend(name: str, fn: Callable, device_types: Tuple[str, ...] = (),
                      accepts: Optional[Callable[..., bool]] = None) -> None:
     """Add a backend with the ``state_fusion_scan`` signature, preferred on ``device_types`` for the inputs where
     ``accepts(u, A, weight)`` is true (default: always)."""
-    _BACKENDS[name] = fn
-    if accepts is not None:
-        _ACCEPTS[name] = accepts
-    for device_type in device_types:
-        _PREFERENCE.setdefault(device_type, []).insert(0, name)
+    _REGISTRY.register(name, fn, device_types, accepts)
 
 
 def available_backends():
-    return sorted(_BACKENDS)
+    return _REGISTRY.names()
 
 
 # the C++ state scan on CPU (inference; recorded calls run the chunked scan inside it, same gradients)
@@ -86,13 +82,7 @@ register_backend('triton', _triton_backend, device_types=('cuda',), accepts=_tri
 
 
 def _pick(backend: Optional[str], u, A, weight) -> Callable:
-    name = backend or os.environ.get(ENV_BACKEND) or None
-    if name is not None:
-        if name not in _BACKENDS:
-            raise ValueError(f"state_fusion_scan: unknown backend {name!r}; known: {', '.join(available_backends())}")
-        return _BACKENDS[name]
-    accepted = [n for n in _PREFERENCE.get(u.device.type, []) if _ACCEPTS.get(n, lambda *a: True)(u, A, weight)]
-    return _BACKENDS[accepted[0]] if accepted else state_fusion_scan_chunked
+    return _REGISTRY.resolve(backend, u.device.type, u, A, weight)
 
 
 class StateFusionScanFn(torch.autograd.Function):
