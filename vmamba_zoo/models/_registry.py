@@ -3,7 +3,7 @@ import functools
 import os
 from pathlib import Path
 
-from timm.models import is_model, register_model
+from timm.models import build_model_with_cfg, is_model, register_model
 
 _ZOO_MODELS = []
 # names timm registers itself and the zoo only lists (see ``expose_timm_model``)
@@ -105,3 +105,12 @@ def imagenet_eval_cfg(family: dict, url: str = '', **overrides) -> dict:
         'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225),
         'classifier': 'head.fc', **family, **overrides,
     }
+
+
+def build_zoo_model(model_cls, variant: str, pretrained: bool, checkpoint_filter_fn,
+                    out_indices=(0, 1, 2, 3), **kwargs):
+    """timm's ``build_model_with_cfg`` as every family calls it: the family's ``checkpoint_filter_fn`` converts
+    official files on load, and ``features_only`` uses the model's ``forward_intermediates`` at ``out_indices``
+    (the four stages of a hierarchical model; chosen blocks of a plain one)."""
+    return build_model_with_cfg(model_cls, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+                                feature_cfg=dict(out_indices=tuple(out_indices), feature_cls='getter'), **kwargs)

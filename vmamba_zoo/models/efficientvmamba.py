@@ -29,13 +29,13 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 from timm.layers import ClassifierHead, DropPath, Mlp
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import generate_default_cfgs
 
 from ..layers import LayerNorm, PatchEmbed, PatchMerging, SS2D
 from ..scans import ScanStrategy, get_scan
 from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import imagenet_eval_cfg, register_zoo_model
+from ._registry import build_zoo_model, imagenet_eval_cfg, register_zoo_model
 
 __all__ = ['EfficientVMamba', 'EVSSBlock', 'InvertedResidual', 'ChannelAttention', 'checkpoint_filter_fn']
 
@@ -348,12 +348,7 @@ default_cfgs = generate_default_cfgs({
 
 
 def _create_efficientvmamba(variant: str, pretrained: bool = False, **kwargs) -> EfficientVMamba:
-    return build_model_with_cfg(
-        EfficientVMamba, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls='getter'),
-        **kwargs,
-    )
+    return build_zoo_model(EfficientVMamba, variant, pretrained, checkpoint_filter_fn, **kwargs)
 
 
 @register_zoo_model

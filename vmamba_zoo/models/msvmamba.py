@@ -29,14 +29,14 @@ from typing import Sequence, Union
 import torch
 from torch import nn
 from timm.layers import ClassifierHead, DropPath
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import generate_default_cfgs
 
 from ..layers import ConvFFN, LayerNorm, LinearSqueezeExcite, PatchEmbed, init_A_log, init_D, init_dt_projection
 from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ..ops import selective_scan
 from ..scans import ScanGroup, ScanStrategy, get_scan, merge, scan
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import imagenet_eval_cfg, register_zoo_model
+from ._registry import build_zoo_model, imagenet_eval_cfg, register_zoo_model
 from .vmamba import _DOWNSAMPLES, _STEMS, VMambaStage, _rename_official_key
 
 __all__ = ['MSVMamba', 'MultiScaleSS2D', 'MSVSSBlock', 'checkpoint_filter_fn']
@@ -307,12 +307,7 @@ default_cfgs = generate_default_cfgs({
 
 
 def _create_msvmamba(variant: str, pretrained: bool = False, **kwargs) -> MSVMamba:
-    return build_model_with_cfg(
-        MSVMamba, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls='getter'),
-        **kwargs,
-    )
+    return build_zoo_model(MSVMamba, variant, pretrained, checkpoint_filter_fn, **kwargs)
 
 
 # master (arXiv v1): ms_vssm/*.yaml over classification/config.py defaults (SSM_CONV 3 with bias, SSM_RATIO 2,

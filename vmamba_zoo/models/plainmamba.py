@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from timm.layers import ClassifierHead, DropPath, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models import checkpoint_seq, generate_default_cfgs
 from timm.models._features import feature_take_indices
 
 from ..layers import LayerNorm, check_image_input, init_A_log, init_D, init_dt_projection
@@ -56,7 +56,7 @@ from ..ops import selective_scan
 from ..scans import ScanStrategy, get_scan, scan as scan_map, merge as merge_map
 from ..scans.strategies import ZIGZAG_DOWN, ZIGZAG_LEFT, ZIGZAG_RIGHT, ZIGZAG_START, ZIGZAG_UP
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import imagenet_eval_cfg, register_zoo_model
+from ._registry import build_zoo_model, imagenet_eval_cfg, register_zoo_model
 
 __all__ = ['PlainMamba', 'PlainMamba2D', 'PlainMambaBlock', 'ConvPatchEmbed', 'checkpoint_filter_fn',
            'step_direction_codes', 'codes_from_orders']
@@ -471,12 +471,8 @@ def _evenly_spaced(depth: int, n: int = 4) -> Tuple[int, ...]:
 
 def _create_plainmamba(variant: str, pretrained: bool = False, **kwargs) -> PlainMamba:
     depth = kwargs.get('depth', 24)
-    return build_model_with_cfg(
-        PlainMamba, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=_evenly_spaced(depth), feature_cls='getter'),
-        **kwargs,
-    )
+    return build_zoo_model(PlainMamba, variant, pretrained, checkpoint_filter_fn, out_indices=_evenly_spaced(depth),
+                           **kwargs)
 
 
 @register_zoo_model

@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from timm.layers import ClassifierHead, DropPath, Mlp
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import generate_default_cfgs
 
 from ..layers import InvertedBottleneckDownsample, LayerNorm, ResidualConvStem, init_A_log, init_D, init_dt_projection
 from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ..ops.state_fusion import state_fusion_scan
 from ..scans import ScanStrategy, get_scan, merge, scan
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import imagenet_eval_cfg, register_zoo_model
+from ._registry import build_zoo_model, imagenet_eval_cfg, register_zoo_model
 from .vmamba import VMambaStage
 from .vssd import _rename_official_key as _rename_mlla_key
 
@@ -269,12 +269,7 @@ default_cfgs = generate_default_cfgs({
 
 
 def _create_spatialmamba(variant: str, pretrained: bool = False, **kwargs) -> SpatialMamba:
-    return build_model_with_cfg(
-        SpatialMamba, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls='getter'),
-        **kwargs,
-    )
+    return build_zoo_model(SpatialMamba, variant, pretrained, checkpoint_filter_fn, **kwargs)
 
 
 @register_zoo_model

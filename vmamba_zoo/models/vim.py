@@ -49,14 +49,14 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 from timm.layers import DropPath, RmsNorm, lecun_normal_, resample_abs_pos_embed, to_2tuple, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import generate_default_cfgs
 from timm.models._features import feature_take_indices
 
 from ..layers import MambaMixer, check_image_input
 from ..layers.backbone import PlainBackbone, check_output_fmt
 from ..scans import ScanStrategy, get_scan
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import imagenet_eval_cfg, register_zoo_model
+from ._registry import build_zoo_model, imagenet_eval_cfg, register_zoo_model
 
 __all__ = ['Vim', 'VimTokenScan', 'checkpoint_filter_fn', 'resample_pos_embed']
 
@@ -485,12 +485,7 @@ def _create_vim(variant: str, pretrained: bool = False, **kwargs) -> Vim:
     depth = kwargs.get('depth', 24)
     # Evenly spaced blocks, as the official UperNet configs (out_indices [5, 11, 17, 23] for depth 24).
     out_indices = tuple(sorted({max(depth * (i + 1) // 4 - 1, 0) for i in range(4)}))
-    return build_model_with_cfg(
-        Vim, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
-        **kwargs,
-    )
+    return build_zoo_model(Vim, variant, pretrained, checkpoint_filter_fn, out_indices=out_indices, **kwargs)
 
 
 @register_zoo_model

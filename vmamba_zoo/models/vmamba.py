@@ -23,13 +23,13 @@ from typing import Sequence, Union
 import torch
 from torch import nn
 from timm.layers import ClassifierHead
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import generate_default_cfgs
 
 from ..layers import ConvDownsample, ConvStem, LayerNorm, PatchEmbed, PatchMerging, VSSBlock
 from ..scans import ScanStrategy
 from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import imagenet_eval_cfg, register_zoo_model
+from ._registry import build_zoo_model, imagenet_eval_cfg, register_zoo_model
 
 __all__ = ['VMamba', 'checkpoint_filter_fn']
 
@@ -222,12 +222,7 @@ default_cfgs = generate_default_cfgs({
 
 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs) -> VMamba:
-    return build_model_with_cfg(
-        VMamba, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls='getter'),
-        **kwargs,
-    )
+    return build_zoo_model(VMamba, variant, pretrained, checkpoint_filter_fn, **kwargs)
 
 
 @register_zoo_model

@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from timm.layers import ClassifierHead, DropPath, Mlp
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import generate_default_cfgs
 
 from ..layers import Attention, InvertedBottleneckDownsample, LayerNorm, ResidualConvStem, init_dt_projection
 from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ..ops.nc_ssd import nc_ssd
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
-from ._registry import imagenet_eval_cfg, register_zoo_model
+from ._registry import build_zoo_model, imagenet_eval_cfg, register_zoo_model
 
 __all__ = ['VSSD', 'NonCausalSSDMixer', 'VSSDBlock', 'checkpoint_filter_fn']
 
@@ -286,12 +286,7 @@ default_cfgs = generate_default_cfgs({
 
 
 def _create_vssd(variant: str, pretrained: bool = False, **kwargs) -> VSSD:
-    return build_model_with_cfg(
-        VSSD, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls='getter'),
-        **kwargs,
-    )
+    return build_zoo_model(VSSD, variant, pretrained, checkpoint_filter_fn, **kwargs)
 
 
 @register_zoo_model
