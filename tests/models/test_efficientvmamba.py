@@ -13,6 +13,8 @@ from vmamba_zoo.models.efficientvmamba import EfficientVMamba, checkpoint_filter
 from vmamba_zoo.ops.selective_scan import selective_scan_naive
 from vmamba_zoo.scans import get_scan
 
+from .helpers import bn_shapes, random_state_dict, train_steps
+
 # Targets (TerryPei/EfficientVMamba, commit 0bc5ee2):
 # * exact params / FLOPs: the official ``EfficientVSSM`` (classification/models/vmamba_efficient.py) built on CPU
 #   with the yaml values through ``build_vssm_model`` (S with embed dim 64, see below), 1000 classes, 224x224,
@@ -123,11 +125,6 @@ def test_atrous_mixer_matches_official_at_odd_and_even_sizes(size):
 # ---------------------------------------------------------------------------------------------------------------
 # Checkpoint conversion
 # ---------------------------------------------------------------------------------------------------------------
-def _bn(prefix, c):
-    return {prefix + 'weight': (c,), prefix + 'bias': (c,), prefix + 'running_mean': (c,),
-            prefix + 'running_var': (c,), prefix + 'num_batches_tracked': ()}
-
-
 def official_state_dict(depths, dim, num_classes=1000, d_state=16, seed=0):
     """A state_dict named and shaped as TerryPei/EfficientVMamba's ``EfficientVSSM`` saves it (module names of
     classification/models/vmamba_efficient.py and lib/models/operations.py ``InvertedResidual``), distinct
@@ -155,7 +152,7 @@ def official_state_dict(depths, dim, num_classes=1000, d_state=16, seed=0):
                     p + 'se.global_reduce.weight': (c // 8, c), p + 'se.global_reduce.bias': (c // 8,),
                     p + 'se.channel_select.weight': (c, c // 8), p + 'se.channel_select.bias': (c,),
                 })
-                shapes.update(_bn(p + 'conv_branch.1.', c))
+                shapes.update(bn_shapes(p + 'conv_branch.1.', c))
             down = f'layers.{i}.downsample.'
         else:
             m = 4 * c
@@ -165,25 +162,16 @@ def official_state_dict(depths, dim, num_classes=1000, d_state=16, seed=0):
                                p + 'se.conv_reduce.weight': (m // 8, m, 1, 1), p + 'se.conv_reduce.bias': (m // 8,),
                                p + 'se.conv_expand.weight': (m, m // 8, 1, 1), p + 'se.conv_expand.bias': (m,),
                                p + 'conv_pw2.0.weight': (c, m, 1, 1)})
-                shapes.update(_bn(p + 'conv_pw.1.', m))
-                shapes.update(_bn(p + 'conv_dw.1.', m))
-                shapes.update(_bn(p + 'conv_pw2.1.', c))
+                shapes.update(bn_shapes(p + 'conv_pw.1.', m))
+                shapes.update(bn_shapes(p + 'conv_dw.1.', m))
+                shapes.update(bn_shapes(p + 'conv_pw2.1.', c))
             down = f'layers.{i}.{depth + 2}.'  # after the trailing Permute
         if i < len(depths) - 1:
             shapes.update({down + 'reduction.weight': (2 * c, 4 * c), down + 'norm.weight': (4 * c,),
                            down + 'norm.bias': (4 * c,)})
     shapes.update({'classifier.norm.weight': (dims[-1],), 'classifier.norm.bias': (dims[-1],),
                    'classifier.head.weight': (num_classes, dims[-1]), 'classifier.head.bias': (num_classes,)})
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, s in shapes.items():
-        if k.endswith('num_batches_tracked'):
-            out[k] = torch.tensor(100)
-        elif k.endswith('running_var'):
-            out[k] = torch.rand(s, generator=g) + 0.5
-        else:
-            out[k] = torch.randn(s, generator=g)
-    return out
+    return random_state_dict(shapes, seed)
 
 
 def _num_params(sd):
@@ -280,25 +268,13 @@ def test_pretrained_from_local_official_file(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # Training, scan swapping, errors
 # ---------------------------------------------------------------------------------------------------------------
-def _train_steps(model, steps=3, size=36):
-    torch.manual_seed(0)
-    x, y = torch.randn(4, 3, size, size), torch.tensor([0, 1, 2, 3])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(steps):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
 
 
 def test_efficientvmamba_tiny_trains_on_cpu_at_odd_size():
     # 36 -> 9x9 in stage 0 and 5x5 in stage 1: the atrous scan pads (official 'grid' layout) in training too.
     # Shallower than T to keep CI cheap; the full variants' backward runs in tests/test_models.py.
     model = timm.create_model('efficientvmamba_tiny', num_classes=10, depths=(2, 1, 2, 1), drop_path_rate=0.1)
-    losses = _train_steps(model.train(), size=36)
+    losses = train_steps(model.train(), steps=3, size=36)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
 
@@ -311,7 +287,7 @@ def test_non_default_scan_strategy_trains(scan):
     k = get_scan(scan).num_directions
     assert mixer.scan_strategy is get_scan(scan) and mixer.k_group == k
     assert mixer.x_proj_weight.shape[0] == k and mixer.A_logs.shape[0] == k * mixer.d_inner
-    losses = _train_steps(model, size=32)
+    losses = train_steps(model, steps=3, size=32)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
 

@@ -14,6 +14,10 @@ from vmamba_zoo.models.msvmamba import checkpoint_filter_fn
 from vmamba_zoo.ops.selective_scan import selective_scan_naive
 from vmamba_zoo.scans import get_scan
 
+from .helpers import train_steps
+
+_LR = 3e-4  # for the training checks: 1e-3 overshoots the post-norm v3 blocks here
+
 # Targets (YuHengsss/MSVMamba; master = arXiv v1 models, branch v2 = NeurIPS MSVMambav3):
 # * exact params / FLOPs: the official ``VSSM`` (classification/models/vmamba.py of each branch) built on CPU with
 #   the yaml values the way classification/models/__init__.py ``build_vssm_model`` passes them (configs
@@ -320,24 +324,12 @@ def test_multiscale_flavours():
         get_scan('multiscale', full_res_params_first=1)
 
 
-def _train_steps(model, steps=3, size=32):
-    torch.manual_seed(0)
-    x, y = torch.randn(4, 3, size, size), torch.tensor([0, 1, 2, 3])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)  # 1e-3 overshoots the post-norm v3 blocks here
-    losses = []
-    for _ in range(steps):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
 
 
 @pytest.mark.parametrize('name', ['msvmamba_nano', 'msvmambav3_tiny'])
 def test_trains_a_step_on_cpu(name):
     model = timm.create_model(name, num_classes=10, depths=(1, 1, 1, 1), drop_path_rate=0.0).train()
-    losses = _train_steps(model)
+    losses = train_steps(model, steps=3, size=32, lr=_LR)
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
 
 
@@ -347,7 +339,7 @@ def test_single_resolution_scan_builds_and_trains(scan):
     mixer = model.stages[0].blocks[0].mixer
     k = get_scan(scan).num_directions
     assert mixer.conv2d_low is None and mixer.x_proj_weight.shape[0] == k and mixer.A_logs.shape[0] == k * 96
-    losses = _train_steps(model)
+    losses = train_steps(model, steps=3, size=32, lr=_LR)
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     # its checkpoint is not an official one: a default model rejects it
     with pytest.raises(ValueError, match='checkpoint mismatch'):

@@ -14,6 +14,8 @@ from vmamba_zoo.models.plainmamba import (
 from vmamba_zoo.ops.selective_scan import selective_scan_naive
 from vmamba_zoo.scans import get_scan
 
+from .helpers import train_steps
+
 # name: (embed_dim, depth, num_convs_patch_embed, layers_with_dwconv, README params (M), paper GFLOPs)
 # Official architecture: ChenhongyiYang/PlainMamba mmcls/plain_mamba_dev/models/plain_mamba/plain_mamba.py arch_zoo.
 # Params: README "Benchmark results" (7.3 / 25.7 / 50.5 M). They equal the BACKBONE parameters (classifier head
@@ -289,18 +291,6 @@ def test_pretrained_from_local_official_file_and_other_img_size(tmp_path):
 
 # --- training, scans, features, errors ------------------------------------------------------------------------------
 
-def _train_steps(model, steps=4, size=64):
-    torch.manual_seed(0)
-    x, y = torch.randn(4, 3, size, size), torch.tensor([0, 1, 2, 3])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(steps):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
 
 
 @pytest.mark.parametrize('scan,direction_aware', [('zigzag', True), ('cross', True), ('bidirectional', False)])
@@ -311,7 +301,7 @@ def test_scan_strategies_train(scan, direction_aware):
     mixer = model.blocks[0].mixer
     assert mixer.k_group == get_scan(scan).num_directions
     assert (mixer.direction_Bs is not None) == direction_aware
-    losses = _train_steps(model)
+    losses = train_steps(model, steps=4, size=64)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
 

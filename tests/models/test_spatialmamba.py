@@ -12,7 +12,8 @@ from vmamba_zoo.flops import count_flops, count_params
 from vmamba_zoo.models.spatialmamba import StructureAwareSSM, checkpoint_filter_fn
 from vmamba_zoo.ops.selective_scan import selective_scan_naive
 
-from .test_efficientvmamba import _bn, _num_params  # BN entry shapes; parameter count of a state_dict
+from .helpers import bn_shapes, random_state_dict
+from .test_efficientvmamba import _num_params  # parameter count of a state_dict
 
 # Targets (EdwardChasel/Spatial-Mamba, commit 71221eb):
 # * exact params / FLOPs: the official ``SpatialMamba`` (classification/models/spatialmamba.py) built on CPU with
@@ -121,7 +122,7 @@ def official_state_dict(depths, dim, num_classes=1000, seed=0):
     for name, (cin, cout, k) in {'conv1': (3, half, 3), 'conv2.0': (half, half, 3), 'conv2.1': (half, half, 3),
                                  'conv3.0': (half, 4 * dim, 3), 'conv3.1': (4 * dim, dim, 1)}.items():
         shapes[f'patch_embed.{name}.conv.weight'] = (cout, cin, k, k)
-        shapes.update(_bn(f'patch_embed.{name}.norm.', cout))
+        shapes.update(bn_shapes(f'patch_embed.{name}.norm.', cout))
     dims = [dim * 2 ** i for i in range(len(depths))]
     for i, depth in enumerate(depths):
         c = dims[i]
@@ -146,19 +147,10 @@ def official_state_dict(depths, dim, num_classes=1000, seed=0):
             shapes.update({d + '0.conv.weight': (8 * c, c, 1, 1), d + '0.conv.bias': (8 * c,),
                            d + '1.conv.weight': (8 * c, 1, 3, 3), d + '1.conv.bias': (8 * c,),
                            d + '2.conv.weight': (2 * c, 8 * c, 1, 1), d + '2.conv.bias': (2 * c,)})
-            shapes.update(_bn(d + '2.norm.', 2 * c))
+            shapes.update(bn_shapes(d + '2.norm.', 2 * c))
     shapes.update({'norm.weight': (dims[-1],), 'norm.bias': (dims[-1],),
                    'head.weight': (num_classes, dims[-1]), 'head.bias': (num_classes,)})
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, s in shapes.items():
-        if k.endswith('num_batches_tracked'):
-            out[k] = torch.tensor(100)
-        elif k.endswith('running_var'):
-            out[k] = torch.rand(s, generator=g) + 0.5
-        else:
-            out[k] = torch.randn(s, generator=g)
-    return out
+    return random_state_dict(shapes, seed)
 
 
 @pytest.mark.parametrize('name', sorted(TARGETS))

@@ -9,6 +9,8 @@ import vmamba_zoo  # noqa: F401
 from vmamba_zoo.flops import count_flops, count_params
 from vmamba_zoo.models.vmamba import checkpoint_filter_fn
 
+from .helpers import train_steps
+
 # Targets: MzeroMiko/VMamba README / assets/performance.md (params and FLOPs at 224^2, head included, fvcore with the
 # selective-scan handle), and exact parameter counts of the official models built on CPU (shared/reference/specs.md).
 # name: (official config, depths, dim, ssm_ratio, exact official params, README params (M), README GFLOPs)
@@ -269,30 +271,18 @@ def test_pretrained_from_local_official_file(tmp_path):
         assert torch.isfinite(model.eval()(torch.randn(1, 3, 64, 64))).all()
 
 
-def _train_steps(model, steps=4, size=64):
-    torch.manual_seed(0)
-    x, y = torch.randn(4, 3, size, size), torch.tensor([0, 1, 2, 3])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(steps):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
 
 
 def test_vmamba_tiny_trains_a_step_on_cpu():
     model = timm.create_model('vmamba_tiny', num_classes=10, drop_path_rate=0.0).train()
-    losses = _train_steps(model)
+    losses = train_steps(model, steps=4, size=64)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
 
 
 def test_vanilla_vmamba_trains_a_step_on_cpu():
     model = timm.create_model('vanilla_vmamba_tiny', num_classes=10, depths=(1, 1, 1, 1), drop_path_rate=0.0).train()
-    losses = _train_steps(model)
+    losses = train_steps(model, steps=4, size=64)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
 
@@ -309,7 +299,7 @@ def test_non_default_scan_strategy_runs_and_trains(scan):
     model = timm.create_model('vmamba_tiny', num_classes=10, scan=scan, depths=(1, 1, 1, 1), drop_path_rate=0.0)
     k = model.stages[0].blocks[0].mixer.k_group
     assert model.stages[0].blocks[0].mixer.x_proj_weight.shape[0] == k
-    losses = _train_steps(model)
+    losses = train_steps(model, steps=4, size=64)
     assert losses[-1] < losses[0]
 
 
