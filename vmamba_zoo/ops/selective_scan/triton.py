@@ -124,6 +124,16 @@ def _dt_of(delta, bias, SOFTPLUS: tl.constexpr):
 
 
 @triton.jit
+def _ddelta_of(ddt, delta, bias, SOFTPLUS: tl.constexpr):
+    """The gradient at delta from the gradient at dt = _dt_of(delta, bias): d softplus / dx = sigmoid(x), and 1
+    above 20, where _dt_of passes x through unchanged."""
+    if SOFTPLUS:
+        pre = delta + bias
+        ddt = tl.where(pre > 20.0, ddt, ddt / (1.0 + tl.exp(-pre)))
+    return ddt
+
+
+@triton.jit
 def _fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, chunk_state_ptr, last_state_ptr,
     orders_ptr,
@@ -315,11 +325,7 @@ def _bwd_kernel(
             du += Dv[:, None] * dy
             dD_acc += tl.sum(tl.where(m2, dy * u, 0.0), axis=1)
         dA_acc += tl.sum(ge * dt[:, None, :], axis=2)
-        if SOFTPLUS:
-            pre = delta + bias[:, None]
-            ddelta = tl.where(pre > 20.0, ddt, ddt / (1.0 + tl.exp(-pre)))
-        else:
-            ddelta = ddt
+        ddelta = _ddelta_of(ddt, delta, bias[:, None], SOFTPLUS)
         # padding steps (fused) still pass their gradient to delta_bias, as they do through scan()
         ddelta = tl.where(m2, ddelta, 0.0)
         dbias_acc += tl.sum(ddelta, axis=1)

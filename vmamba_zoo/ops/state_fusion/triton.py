@@ -11,7 +11,7 @@ on GPU, then the C read-out); only the all-states selective scan, the sequential
 
 with a_t = exp(dt_t A) and dt = softplus(delta + delta_bias) as in ``selective_scan/naive.py``.
 
-Layout of the work, as in ``selective_scan/triton.py`` (whose ``_combine`` and ``_dt_of`` these kernels share):
+Layout of the work, as in ``selective_scan/triton.py`` (whose ``_combine``, ``_dt_of`` and ``_ddelta_of`` these kernels share):
 one program per (batch, block of BLOCK_D channels) walks the sequence in chunks of BLOCK_L steps; inside a chunk
 the recurrence is an associative scan of (decay, input) pairs on a (BLOCK_D, BLOCK_N, BLOCK_L) register tile,
 between chunks the last state is carried. State and accumulation are fp32 whatever the input dtype; gradients
@@ -45,7 +45,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..selective_scan.triton import _aligned, _combine, _dense_last, _dt_of
+from ..selective_scan.triton import _aligned, _combine, _ddelta_of, _dense_last, _dt_of
 from .chunked import fuse_scan_states
 
 __all__ = ['state_fusion_scan_triton', 'states_scan_triton']
@@ -207,12 +207,7 @@ def _states_bwd_kernel(
         ddt = tl.sum(gp * A[:, :, None] + gB * u[:, None, :], axis=1)
         du = tl.sum(gB, axis=1) * dt
         dA_acc += tl.sum(gp * dt[:, None, :], axis=2)
-        if SOFTPLUS:
-            pre = delta + bias[:, None]
-            # d softplus / dx = sigmoid(x); _dt_of passes x through unchanged above 20
-            ddelta = tl.where(pre > 20.0, ddt, ddt / (1.0 + tl.exp(-pre)))
-        else:
-            ddelta = ddt
+        ddelta = _ddelta_of(ddt, delta, bias[:, None], SOFTPLUS)
         ddelta = tl.where(m2, ddelta, 0.0)
         dbias_acc += tl.sum(ddelta, axis=1)
         tl.store(du_ptr + u_off + l_idx[None, :], du.to(du_ptr.dtype.element_ty), mask=m2)
