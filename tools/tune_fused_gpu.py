@@ -4,10 +4,11 @@
     python tools/tune_fused_gpu.py --out DIR [--models] [--profile]
 
 1. Compiles every candidate (``CANDIDATES``: BLOCK_L, forward BLOCK_D and warps, backward BLOCK_D and warps,
-   BC_ROW) at VMamba-T's four stage shapes in parallel subprocesses, so the timing loop reads Triton's cache.
+   BC_ROW, SHIFTED_SCAN) at VMamba-T's four stage shapes in parallel subprocesses, so the timing loop reads
+   Triton's cache.
 2. Times ``selective_scan_fused_triton`` fwd and fwd+bwd (bf16, batch 128, K=4, N=1, the inputs
    ``tools/bench_gpu.py`` gives the fused core) for each candidate, checks its output and every gradient against
-   the baseline row (the launch rule the kernels shipped with), and picks the fastest correct one per stage.
+   the baseline row (the launch table in the code before the run), and picks the fastest correct one per stage.
 3. Times baseline and winners again, in fp32 too, and writes the winners as a VMAMBA_ZOO_FUSED_BLOCKS value
    (``DIR/tuned_spec.txt``) for the tests and the model benchmark.
 4. ``--models``: vmamba_tiny training / inference throughput with the baseline and the tuned rule,
@@ -34,17 +35,25 @@ SMOKE = os.environ.get('TUNE_FUSED_SMOKE') == '1'  # CPU dry run of this script 
 DEVICE = 'cpu' if SMOKE else 'cuda'
 STAGES = bench_gpu.STAGES  # (D, L) of VMamba-T
 BUCKETS = ['64', '256', '1024', '*']  # longest L of the table row that each stage (4, 3, 2, 1) tunes
-# the rule the kernels shipped with (BLOCK_L 64 / 32 / one chunk; 2048 / 1024-element tiles, 4 warps)
-BASELINE = {3136: '64,32,4,16,4,0', 784: '64,32,4,16,4,0', 196: '32,32,4,32,4,0', 49: '64,32,4,16,4,0'}
-LONG = ['64,32,4,16,4,1', '32,32,4,16,4,1', '32,32,4,32,4,1', '32,32,4,16,2,1', '32,32,4,8,2,1', '64,32,4,16,8,1',
-        '64,32,4,32,8,1', '64,16,4,8,4,1', '64,32,8,16,4,1', '128,16,4,8,4,1', '32,64,8,32,8,1', '16,32,2,16,2,1']
-CANDIDATES = {
-    3136: LONG, 784: LONG,
-    196: ['32,32,4,32,4,1', '32,32,4,16,4,1', '32,32,4,16,2,1', '32,64,4,32,8,1', '32,32,4,64,8,1',
-          '64,32,4,16,4,1', '16,64,4,64,4,1', '16,32,2,32,2,1', '32,32,4,8,1,1', '16,32,2,16,1,1', '32,64,8,64,8,1'],
-    49: ['64,32,4,16,4,1', '32,32,4,32,4,1', '16,64,4,64,4,1', '64,32,4,8,2,1', '64,64,8,32,8,1', '32,64,4,16,2,1',
-         '16,32,2,32,4,1', '64,16,4,8,1,1', '32,32,4,16,1,1', '16,64,4,32,2,1'],
-}
+# the rule in the code before this tuning (run 6's winners, the shifted-input backward) and the candidates, each
+# with both backward forms (last field: SHIFTED_SCAN 1 or 0, see vmamba_zoo/ops/selective_scan/triton.py)
+BASELINE = {3136: '32,32,4,16,4,1,1', 784: '32,32,4,16,4,1,1', 196: '16,32,2,16,1,1,1', 49: '32,32,4,32,4,1,1'}
+_LONG = ['32,32,4,16,4,1', '32,32,4,32,4,1', '32,32,4,16,2,1', '64,32,4,16,4,1', '16,32,2,16,2,1', '32,32,4,8,2,1',
+         '64,32,4,32,8,1']
+_SHORT = ['16,32,2,16,1,1', '32,32,4,32,4,1', '16,32,2,32,2,1', '32,32,4,16,2,1', '16,64,4,64,4,1', '16,32,2,32,4,1']
+_SHORTEST = ['32,32,4,32,4,1', '64,32,4,16,4,1', '16,64,4,64,4,1', '32,32,4,16,1,1', '64,64,8,32,8,1']
+
+
+def _both(specs):
+    return [f'{s},{shifted}' for s in specs for shifted in (1, 0)]
+
+
+CANDIDATES = {3136: _both(_LONG), 784: _both(_LONG), 196: _both(_SHORT), 49: _both(_SHORTEST)}
+
+
+def _specs(length):
+    """The baseline first, then the candidates that differ from it."""
+    return [BASELINE[length]] + [c for c in CANDIDATES[length] if c != BASELINE[length]]
 
 
 def make_inputs(batch, dim, length, dtype):
@@ -184,7 +193,7 @@ def main():
 
     log(f"{report['software']}")
     # 1. compile in parallel (Triton's on-disk cache is shared by the processes)
-    jobs = [f'{l}@{s}@bfloat16' for _, l in STAGES for s in [BASELINE[l]] + CANDIDATES[l]]
+    jobs = [f'{l}@{s}@bfloat16' for _, l in STAGES for s in _specs(l)]
     t0 = time.time()
     precompile(jobs, args.workers)
     log(f'compiled {len(jobs)} (stage, config) pairs in {time.time() - t0:.0f} s with {args.workers} processes')
@@ -194,7 +203,7 @@ def main():
         run, leaves, dout = make_inputs(128, dim, length, torch.bfloat16)
         ref = with_spec(BASELINE[length], lambda: results(run, leaves, dout))
         rows = []
-        for spec in [BASELINE[length]] + CANDIDATES[length]:
+        for spec in _specs(length):
             row = dict(spec=spec)
             try:
                 got = with_spec(spec, lambda: results(run, leaves, dout))

@@ -147,9 +147,10 @@ def test_vssd_forward_backward_on_cuda_matches_cpu(monkeypatch):
     torch.testing.assert_close(gpu_logits, cpu_logits, atol=1e-3, rtol=1e-3)
     assert cpu_grads.keys() == gpu_grads.keys()
     for name, ref in cpu_grads.items():
-        # floor 1e-5: a conv bias in front of a train-mode BatchNorm (the downsamples' project conv) has a
-        # gradient that is zero in exact arithmetic (~6e-8 here), pure rounding noise on either device
-        rel = (gpu_grads[name] - ref).norm() / ref.norm().clamp_min(1e-5)
+        # floor 1e-4: a conv bias in front of a train-mode BatchNorm (the downsamples' project conv) has a
+        # gradient that is zero in exact arithmetic (~6e-8 here, H200 runs 9 and 11), pure rounding noise on
+        # either device; 1e-5 was too low a floor (6.7e-3 relative in run 11)
+        rel = (gpu_grads[name] - ref).norm() / ref.norm().clamp_min(1e-4)
         assert rel < 1e-3, f'{name}: relative gradient error {rel:.2e}'
     model.zero_grad(set_to_none=True)
     with torch.autocast('cuda', dtype=torch.bfloat16):

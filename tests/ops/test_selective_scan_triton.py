@@ -116,6 +116,8 @@ _INTERPRETER_SCRIPT = textwrap.dedent('''
     for case in [(2, 2, 3, 1, 37, True, False), (1, 2, 2, 4, 20, False, True), (1, 1, 3, 2, 150, True, True),
                  (1, 2, 32, 1, 68, True, False)]:
         _check_against_naive(case, torch.float32, 'cpu')
+    # fp32 longer than 256 steps: the shifted-input backward (the cases above run the recomputing one)
+    _check_against_naive((1, 1, 2, 1, 300, True, True), torch.float32, 'cpu')
     print('interpreter ok')
 ''')
 
@@ -132,3 +134,21 @@ def run_under_interpreter(script_template):
 
 def test_triton_kernels_under_interpreter_on_cpu():
     run_under_interpreter(_INTERPRETER_SCRIPT)
+
+
+def test_backward_form_follows_the_measured_rule(monkeypatch):
+    """Plain scans: the shifted-input backward for fp32 sequences longer than 256 steps, the recomputing one
+    otherwise; the fused table and the tuning overrides name the form in their last field (default shifted)."""
+    from vmamba_zoo.ops.selective_scan.triton import _launch_config, _parse_blocks
+    monkeypatch.delenv('VMAMBA_ZOO_TRITON_BLOCKS', raising=False)
+    monkeypatch.delenv('VMAMBA_ZOO_FUSED_BLOCKS', raising=False)
+    assert _launch_config(1, 3136, dtype=torch.float32)[-1] is True
+    assert _launch_config(1, 196, dtype=torch.float32)[-1] is False
+    assert _launch_config(1, 3136, dtype=torch.bfloat16)[-1] is False
+    assert all(_launch_config(1, length, fused=True, dtype=torch.bfloat16)[-1] for length in (49, 196, 784, 3136))
+    rows = _parse_blocks('64:32,32,4,16,4,1,0;*:32,32,4,16,4')
+    assert [row[-2:] for row in rows] == [(True, False), (False, True)]
+    monkeypatch.setenv('VMAMBA_ZOO_FUSED_BLOCKS', '64:32,32,4,16,4,1,0;*:32,32,4,16,4')
+    assert _launch_config(1, 49, fused=True)[-1] is False and _launch_config(1, 3136, fused=True)[-1] is True
+    monkeypatch.setenv('VMAMBA_ZOO_TRITON_BLOCKS', '32,16,4,16,4,0')
+    assert _launch_config(1, 3136, dtype=torch.float32)[-1] is False

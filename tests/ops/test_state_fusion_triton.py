@@ -25,9 +25,10 @@ _NAMES = ('u', 'delta', 'A', 'B', 'C', 'weight', 'D', 'delta_bias')
 
 
 def _relative_error(out, ref):
-    # absolute floor 1e-6: a gradient that is zero in exact arithmetic (dA at L = 1: no previous state) comes out
-    # of fp32 cancellation as ~1e-8 noise (H200, run 9), which a relative measure must not divide by ~0
-    return ((out.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-6)).item()
+    # absolute floor 1e-3: a gradient that is zero in exact arithmetic (dA at L = 1: no previous state) comes out
+    # of fp32 cancellation as ~1e-8 noise (H200, runs 9 and 11: 9.8e-3 relative to a 1e-6 floor), which a
+    # relative measure must not divide by ~0; real gradients here have norms of order 1 and more
+    return ((out.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-3)).item()
 
 
 def check_against_naive(case, dtype=torch.float32, device='cuda', all_low=False, seed=0):
@@ -65,7 +66,7 @@ def check_against_naive(case, dtype=torch.float32, device='cuda', all_low=False,
     ref_grads = torch.autograd.grad((ref * probe).sum(), [ref_in[k] for k in names])
     for name, g, r in zip(names, grads, ref_grads):
         assert g.dtype == dev_in[name].dtype and g.shape == r.shape, name
-        g, gscale = g.cpu().float(), r.abs().max().clamp_min(1e-6).item()
+        g, gscale = g.cpu().float(), r.abs().max().clamp_min(1e-3).item()  # floor: see _relative_error
         err = _relative_error(g, r)
         if dtype == torch.float32:
             assert err < 1e-4, (name, err)

@@ -9,11 +9,15 @@ carry between chunks. State and accumulation are fp32 whatever the input dtype.
 The forward saves the state at the start of every chunk (batch, K*D, n_chunks, N) so the backward can recompute
 each chunk on its own while walking the chunks in reverse:
 
-* ``e_t = h_{t-1}`` (state before step t) comes from a scan over the inputs shifted by one step, started from
-  the saved chunk state, so no register tile ever needs shifting and no division by a decay is needed;
-* the adjoint ``g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1}`` is a reverse scan over inputs shifted the other way,
+* the decayed previous state ``exp(dt_t A) h_{t-1}`` comes either (``SHIFTED_SCAN``) from a scan over the
+  inputs loaded again shifted by one step, started from the saved chunk state (so no register tile is shifted
+  and no decay divided by), or from the forward's own scan of the chunk, as ``h_t - dt_t B_t u_t`` (the identity
+  mamba_ssm's backward uses): fewer loads and exps, but a different schedule; which one is faster depends on
+  the shape and dtype (measured on an H200, see ``_launch_config``);
+* the adjoint ``g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1}`` is a reverse scan over inputs shifted by one step,
   carried from the next chunk;
-* then ``d dt_t = sum_n g (e exp(dt A) A + B u)``, ``du = sum_n g dt B + D dy``, ``dA = sum_t g e exp(dt A) dt``,
+* then, with ``x_t = exp(dt_t A) h_{t-1}``: ``d dt_t = sum_n g (x A + B u)``, ``du = sum_n g dt B + D dy``,
+  ``dA = sum_t g x dt``,
   ``dB = sum_d g dt u``, ``dC = sum_d dy h``; channel- and batch-reductions (dA, dD, delta_bias, and dB/dC over
   the channels of a group) go through per-block partial sums (or fp32 atomics) reduced on the host.
 
@@ -217,7 +221,7 @@ def _bwd_kernel(
     s_dub, s_duk, s_dud, s_dul, s_ddb, s_ddk, s_ddd, s_ddl,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, ONE_GROUP: tl.constexpr,
-    ALIGNED: tl.constexpr, FUSED: tl.constexpr, BC_ROW: tl.constexpr,
+    ALIGNED: tl.constexpr, FUSED: tl.constexpr, BC_ROW: tl.constexpr, SHIFTED_SCAN: tl.constexpr,
 ):
     pid_b = tl.program_id(0)
     pid_d = tl.program_id(1)
@@ -272,22 +276,34 @@ def _bwd_kernel(
         dA = tl.where(m3, tl.exp(dt[:, None, :] * A[:, :, None]), 1.0)
         dBu = (dt * u)[:, None, :] * Bt
 
-        # e_t = h_{t-1}: scan of the step-(t-1) pairs; slot 0 holds (0, chunk start state)
         h0 = tl.load(chunk_state_ptr + (state_rows + chunk)[:, None] * N + offs_n[None, :], mask=mask_dn,
                      other=0.0)
-        lp = l_idx - 1
-        mp3 = mask_d[:, None, None] & mask_n[None, :, None] & (mask_l & (offs_l > 0))[None, None, :]
-        pos_p, iop2 = _positions(orders_ptr, order_rows + lp[None, :], lp[None, :], mask_l & (offs_l > 0), mask_d,
-                                 HW, FUSED, ONE_GROUP)
-        u_p = tl.load(u_row + pos_p * s_ul, mask=iop2, other=0.0).to(tl.float32)
-        dt_p = _dt_of(tl.load(d_row + pos_p * s_dl, mask=iop2, other=0.0).to(tl.float32), bias[:, None],
-                      SOFTPLUS)
-        B_p = _load_bc(b_row, pos_p, iop2, mask_n, s_bl, HW, BC_ROW)
-        first = offs_l[None, None, :] == 0
-        a_p = tl.where(first, 0.0, tl.where(mp3, tl.exp(dt_p[:, None, :] * A[:, :, None]), 1.0))
-        b_p = tl.where(first, h0[:, :, None], (dt_p * u_p)[:, None, :] * B_p)
-        _, e = tl.associative_scan((a_p, b_p), axis=2, combine_fn=_combine)
-        states = dA * e + dBu
+        if SHIFTED_SCAN:
+            # e_t = h_{t-1}: a scan of the step-(t-1) pairs (loaded again, shifted by one step); slot 0 holds
+            # (0, chunk start state)
+            lp = l_idx - 1
+            mp3 = mask_d[:, None, None] & mask_n[None, :, None] & (mask_l & (offs_l > 0))[None, None, :]
+            pos_p, iop2 = _positions(orders_ptr, order_rows + lp[None, :], lp[None, :], mask_l & (offs_l > 0),
+                                     mask_d, HW, FUSED, ONE_GROUP)
+            u_p = tl.load(u_row + pos_p * s_ul, mask=iop2, other=0.0).to(tl.float32)
+            dt_p = _dt_of(tl.load(d_row + pos_p * s_dl, mask=iop2, other=0.0).to(tl.float32), bias[:, None],
+                          SOFTPLUS)
+            B_p = _load_bc(b_row, pos_p, iop2, mask_n, s_bl, HW, BC_ROW)
+            first = offs_l[None, None, :] == 0
+            a_p = tl.where(first, 0.0, tl.where(mp3, tl.exp(dt_p[:, None, :] * A[:, :, None]), 1.0))
+            b_p = tl.where(first, h0[:, :, None], (dt_p * u_p)[:, None, :] * B_p)
+            _, e = tl.associative_scan((a_p, b_p), axis=2, combine_fn=_combine)
+            decayed = dA * e
+            states = decayed + dBu
+        else:
+            # the chunk's states again, by the forward's own scan from the saved chunk state; then
+            # exp(dt_t A) h_{t-1} = h_t - dt_t B_t u_t without a second scan (the identity mamba_ssm's backward
+            # uses, csrc/selective_scan/selective_scan_bwd_kernel.cuh). The very first step has no previous
+            # state: 0 exactly, where the subtraction (contracted into an FMA by the compiler) would leave dBu's
+            # rounding error (~1e-8) in dA, whose exact value at L = 1 is 0
+            cum_a, hs = tl.associative_scan((dA, dBu), axis=2, combine_fn=_combine)
+            states = hs + tl.where(h0[:, :, None] != 0.0, cum_a * h0[:, :, None], 0.0)
+            decayed = tl.where((chunk == 0) & (offs_l == 0)[None, None, :], 0.0, states - dBu)
 
         # fused: the merged map's gradient, read at the pixel each direction wrote (gather on load)
         dout = tl.load(g_row + pos * s_gl, mask=io2, other=0.0).to(tl.float32)
@@ -318,7 +334,7 @@ def _bwd_kernel(
         g = g_part + tl.where(g_next[:, :, None] != 0.0, a_suffix * g_next[:, :, None], 0.0)
         g = tl.where(m3, g, 0.0)
 
-        ge = g * e * dA
+        ge = g * decayed
         ddt = tl.sum(ge * A[:, :, None] + g * Bt * u[:, None, :], axis=1)
         du = tl.sum(g * Bt, axis=1) * dt
         if HAS_D:
@@ -368,53 +384,62 @@ def _bwd_kernel(
 
 
 # Fused 2D scans: launch rows (longest L, BLOCK_L, forward tile elements, forward warps, backward tile elements,
-# backward warps, BC_ROW); the first row whose L bound holds applies. BLOCK_L is capped at L's next power of two
-# (at least 16) and a tile of E elements has E // (BLOCK_N * BLOCK_L) channels (at most 64). Tuned on an H200 at
+# backward warps, BC_ROW, SHIFTED_SCAN); the first row whose L bound holds applies. BLOCK_L is capped at L's next
+# power of two (at least 16) and a tile of E elements has E // (BLOCK_N * BLOCK_L) channels (at most 64). Tuned on an H200 at
 # VMamba-T's stage shapes (bf16, batch 128; ``tools/tune_fused_gpu.py``, model_cards/gpu_kernels.md "Run 6"):
 # stage 4 (L=49), 3 (L=196), 2 (L=784) and 1 (L=3136); every row was checked against the previous rule there.
+# Run 13 tuned again with both backward forms: the shifted-input one stays fastest at stages 1-3 (bf16 fwd+bwd
+# 5.11 / 2.52 / 1.30 ms against 5.43 / 2.66 / 1.38 ms for the best recomputing launch); at stage 4 (launch-bound)
+# the two timings of each row disagreed by more than the candidates did, so its row stays.
 _FUSED_TABLE = (
-    (64, 32, 1024, 4, 1024, 4, True),
-    (256, 16, 512, 2, 256, 1, True),
-    (float('inf'), 32, 1024, 4, 512, 4, True),
+    (64, 32, 1024, 4, 1024, 4, True, True),
+    (256, 16, 512, 2, 256, 1, True, True),
+    (float('inf'), 32, 1024, 4, 512, 4, True, True),
 )
 
 
 def _parse_blocks(spec: str):
-    """VMAMBA_ZOO_FUSED_BLOCKS (tuning; replaces ``_FUSED_TABLE``): "BL,BDf,Wf,BDb,Wb[,BC]" for every length or
-    "LMAX:BL,BDf,Wf,BDb,Wb[,BC];..." rows (LMAX an integer or '*'), BD in channels at N = 1, BC 0/1 (default 0)."""
+    """VMAMBA_ZOO_FUSED_BLOCKS (tuning; replaces ``_FUSED_TABLE``): "BL,BDf,Wf,BDb,Wb[,BC[,SH]]" for every length
+    or "LMAX:BL,BDf,Wf,BDb,Wb[,BC[,SH]];..." rows (LMAX an integer or '*'), BD in channels at N = 1, BC (BC_ROW)
+    0/1 (default 0), SH (SHIFTED_SCAN) 0/1 (default 1)."""
     rows = []
     for part in spec.split(';'):
         lmax, _, cfg = part.rpartition(':')
-        bl, bdf, wf, bdb, wb, *bc = (int(v) for v in cfg.split(','))
-        rows.append((float('inf') if lmax in ('', '*') else int(lmax), bl, bdf * bl, wf, bdb * bl, wb,
-                     bool(bc and bc[0])))
+        bl, bdf, wf, bdb, wb, *flags = (int(v) for v in cfg.split(','))
+        bc, shifted = (flags + [0, 1][len(flags):])[:2]
+        rows.append((float('inf') if lmax in ('', '*') else int(lmax), bl, bdf * bl, wf, bdb * bl, wb, bool(bc),
+                     bool(shifted)))
     return rows
 
 
-def _launch_config(d_state: int, length: int, fused: bool = False):
-    """(BLOCK_N, BLOCK_L, forward (BLOCK_D, warps), backward (BLOCK_D, warps), BC_ROW); the backward holds ~10
-    tiles live, so its tiles are smaller. VMAMBA_ZOO_TRITON_BLOCKS="BL,BDf,Wf,BDb,Wb" overrides it (for tuning);
-    for the fused 2D scans VMAMBA_ZOO_FUSED_BLOCKS (``_parse_blocks``) comes first."""
+def _launch_config(d_state: int, length: int, fused: bool = False, dtype: torch.dtype = torch.float32):
+    """(BLOCK_N, BLOCK_L, forward (BLOCK_D, warps), backward (BLOCK_D, warps), BC_ROW, SHIFTED_SCAN); the
+    backward holds ~10 tiles live, so its tiles are smaller. VMAMBA_ZOO_TRITON_BLOCKS="BL,BDf,Wf,BDb,Wb[,SH]"
+    overrides it (for tuning); for the fused 2D scans VMAMBA_ZOO_FUSED_BLOCKS (``_parse_blocks``) comes first."""
     block_n = triton.next_power_of_2(max(d_state, 1))
     spec = os.environ.get('VMAMBA_ZOO_FUSED_BLOCKS') if fused else None
     table = _parse_blocks(spec) if spec else (_FUSED_TABLE if fused else None)
     if spec or not os.environ.get('VMAMBA_ZOO_TRITON_BLOCKS'):
-        for lmax, bl, fwd_elems, wf, bwd_elems, wb, bc_row in table or ():
+        for lmax, bl, fwd_elems, wf, bwd_elems, wb, bc_row, shifted in table or ():
             if length <= lmax:
                 bl = min(bl, max(16, triton.next_power_of_2(length)))
                 return (block_n, bl, (max(1, min(64, fwd_elems // (block_n * bl))), wf),
-                        (max(1, min(64, bwd_elems // (block_n * bl))), wb), bc_row)
+                        (max(1, min(64, bwd_elems // (block_n * bl))), wb), bc_row, shifted)
     override = os.environ.get('VMAMBA_ZOO_TRITON_BLOCKS')
     if override:
-        bl, bdf, wf, bdb, wb = (int(v) for v in override.split(','))
-        return block_n, bl, (bdf, wf), (bdb, wb), False
+        bl, bdf, wf, bdb, wb, *shifted = (int(v) for v in override.split(','))
+        return block_n, bl, (bdf, wf), (bdb, wb), False, bool(shifted[0]) if shifted else True
     # 64-step chunks for long sequences, 32 for short ones; ~2K-element forward tiles and ~1K-element backward
     # tiles (one chunk when L <= 64: the backward's per-chunk dependency chain, not bandwidth, bounds short
     # sequences). Chosen by the commit that added the kernels; measured on an H200 in model_cards/gpu_kernels.md.
     block_l = max(16, triton.next_power_of_2(length)) if length <= 64 else (64 if length > 256 else 32)
     fwd_d = max(1, min(32, 2048 // (block_n * block_l)))
     bwd_d = max(1, min(32, 1024 // (block_n * block_l)))
-    return block_n, block_l, (fwd_d, 4), (bwd_d, 4), False
+    # the shifted-input backward for fp32 sequences longer than 256 steps, the recomputing one otherwise: H200,
+    # batch 128, VMamba-T stages, fwd+bwd, recompute / shifted time (run 12, model_cards/gpu_kernels.md): fp32
+    # 1.11x / 1.11x / 0.95x / 0.87x at L = 3136 / 784 / 196 / 49, bf16 0.79x / 0.80x / 0.88x / 1.05x
+    shifted = dtype == torch.float32 and length > 256
+    return block_n, block_l, (fwd_d, 4), (bwd_d, 4), False, shifted
 
 
 def triton_accepts(u, delta, A, B, C) -> bool:
@@ -434,15 +459,15 @@ class _Launch:
     order table in fused mode and None otherwise; ``positions`` is H*W (fused) or L.
     """
 
-    def __init__(self, batch, channels, length, d_state, groups, orders, positions):
+    def __init__(self, batch, channels, length, d_state, groups, orders, positions, dtype):
         self.batch, self.channels, self.length, self.d_state, self.groups = batch, channels, length, d_state, groups
         self.per_group = channels // groups
         # int32 positions: half the bytes of the per-step order loads (tables have K * S < 2^31 entries)
         self.orders = None if orders is None else orders.to(torch.int32).contiguous()
         self.positions = positions
         self.fused = orders is not None
-        self.block_n, self.block_l, self.fwd_cfg, self.bwd_cfg, bc_row = _launch_config(d_state, length,
-                                                                                         self.fused)
+        self.block_n, self.block_l, self.fwd_cfg, self.bwd_cfg, bc_row, self.shifted_scan = _launch_config(
+            d_state, length, self.fused, dtype)
         self.bc_row = bc_row and self.fused
         self.n_chunks = max(triton.cdiv(length, self.block_l), 1)
 
@@ -488,7 +513,7 @@ class _Launch:
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
             BLOCK_D=block_d, BLOCK_N=self.block_n, BLOCK_L=self.block_l, ONE_GROUP=one_group, num_warps=warps,
             ALIGNED=not self.fused and _aligned(u, delta, dout, du, ddelta, *([z] if z is not None else [])),
-            FUSED=self.fused, BC_ROW=self.bc_row and one_group,
+            FUSED=self.fused, BC_ROW=self.bc_row and one_group, SHIFTED_SCAN=self.shifted_scan,
         )
         if one_group:
             dB = dB.view(batch, groups, n_dblocks // groups, d_state, self.positions).sum(2)
@@ -504,7 +529,7 @@ class _SelectiveScanTriton(torch.autograd.Function):
         if not grouped:
             B, C = B.unsqueeze(1), C.unsqueeze(1)
         A32 = A.float().contiguous()
-        launch = _Launch(batch, channels, length, d_state, groups, None, length)
+        launch = _Launch(batch, channels, length, d_state, groups, None, length, u.dtype)
         per_group = launch.per_group
         out = torch.empty_like(u)
         chunk_states, last_state = launch.forward(
@@ -569,7 +594,7 @@ class _SelectiveScanFusedTriton(torch.autograd.Function):
         d_state = A.shape[1]
         xf = x.reshape(batch, dim, HW)  # a view for contiguous and channels-last maps alike
         A32 = A.float().contiguous()
-        launch = _Launch(batch, K * dim, S, d_state, K, orders, HW)
+        launch = _Launch(batch, K * dim, S, d_state, K, orders, HW, x.dtype)
         # fp32 accumulator for the K directions, channels-last (pixel rows of D contiguous channels)
         out = torch.zeros((batch, HW, dim), device=x.device, dtype=torch.float32)
         shared = lambda t: (t.stride(0), 0, t.stride(1), t.stride(2))  # noqa: E731  one map for all K
