@@ -385,9 +385,10 @@ def _bwd_kernel(
 
 # Fused 2D scans: launch rows (longest L, BLOCK_L, forward tile elements, forward warps, backward tile elements,
 # backward warps, BC_ROW, SHIFTED_SCAN); the first row whose L bound holds applies. BLOCK_L is capped at L's next
-# power of two (at least 16) and a tile of E elements has E // (BLOCK_N * BLOCK_L) channels (at most 64). Tuned on an H200 at
-# VMamba-T's stage shapes (bf16, batch 128; ``tools/tune_fused_gpu.py``, model_cards/gpu_kernels.md "Run 6"):
-# stage 4 (L=49), 3 (L=196), 2 (L=784) and 1 (L=3136); every row was checked against the previous rule there.
+# power of two (at least 16) and a tile of E elements has E // (BLOCK_N * BLOCK_L) channels (at most 64). Tuned
+# on an H200 at VMamba-T's stage shapes (bf16, batch 128; ``tools/tune_fused_gpu.py``, model_cards/gpu_kernels.md
+# "Run 6"): stage 4 (L=49), 3 (L=196), 2 (L=784) and 1 (L=3136); every row was checked against the previous rule
+# there.
 # Run 13 tuned again with both backward forms: the shifted-input one stays fastest at stages 1-3 (bf16 fwd+bwd
 # 5.11 / 2.52 / 1.30 ms against 5.43 / 2.66 / 1.38 ms for the best recomputing launch); at stage 4 (launch-bound)
 # the two timings of each row disagreed by more than the candidates did, so its row stays.
