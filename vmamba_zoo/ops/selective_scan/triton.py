@@ -17,9 +17,9 @@ each chunk on its own while walking the chunks in reverse:
 * the adjoint ``g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1}`` is a reverse scan over inputs shifted by one step,
   carried from the next chunk;
 * then, with ``x_t = exp(dt_t A) h_{t-1}``: ``d dt_t = sum_n g (x A + B u)``, ``du = sum_n g dt B + D dy``,
-  ``dA = sum_t g x dt``,
-  ``dB = sum_d g dt u``, ``dC = sum_d dy h``; channel- and batch-reductions (dA, dD, delta_bias, and dB/dC over
-  the channels of a group) go through per-block partial sums (or fp32 atomics) reduced on the host.
+  ``dA = sum_t g x dt``, ``dB = sum_d g dt u``, ``dC = sum_d dy h``; channel- and batch-reductions (dA, dD,
+  delta_bias, and dB/dC over the channels of a group) go through per-block partial sums (or fp32 atomics)
+  reduced on the host.
 
 Fused 2D scans (``FUSED``, used by ``vmamba_zoo.ops.scan2d``): the same kernels, but every sequence position is
 looked up in the scan strategy's order table, so u is read straight from the (B, D, H, W) map (gather on load),
