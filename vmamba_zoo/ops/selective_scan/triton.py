@@ -407,7 +407,8 @@ def _parse_blocks(spec: str):
     for part in spec.split(';'):
         lmax, _, cfg = part.rpartition(':')
         bl, bdf, wf, bdb, wb, *flags = (int(v) for v in cfg.split(','))
-        bc, shifted = (flags + [0, 1][len(flags):])[:2]
+        bc = flags[0] if len(flags) > 0 else 0
+        shifted = flags[1] if len(flags) > 1 else 1
         rows.append((float('inf') if lmax in ('', '*') else int(lmax), bl, bdf * bl, wf, bdb * bl, wb, bool(bc),
                      bool(shifted)))
     return rows

@@ -11,11 +11,11 @@ on GPU, then the C read-out); only the all-states selective scan, the sequential
 
 with a_t = exp(dt_t A) and dt = softplus(delta + delta_bias) as in ``selective_scan/naive.py``.
 
-Layout of the work, as in ``selective_scan/triton.py`` (whose ``_combine``, ``_dt_of`` and ``_ddelta_of`` these kernels share):
-one program per (batch, block of BLOCK_D channels) walks the sequence in chunks of BLOCK_L steps; inside a chunk
-the recurrence is an associative scan of (decay, input) pairs on a (BLOCK_D, BLOCK_N, BLOCK_L) register tile,
-between chunks the last state is carried. State and accumulation are fp32 whatever the input dtype; gradients
-come back in each input's dtype.
+Layout of the work, as in ``selective_scan/triton.py`` (whose ``_combine``, ``_dt_of`` and ``_ddelta_of`` these
+kernels share): one program per (batch, block of BLOCK_D channels) walks the sequence in chunks of BLOCK_L
+steps; inside a chunk the recurrence is an associative scan of (decay, input) pairs on a (BLOCK_D, BLOCK_N,
+BLOCK_L) register tile, between chunks the last state is carried. State and accumulation are fp32 whatever the
+input dtype; gradients come back in each input's dtype.
 
 What differs from the selective-scan kernels:
 
