@@ -451,8 +451,44 @@ def official_vmamba_tiny():
     return module.vmamba_tiny_s1l8()
 
 
-def bench_models(specs, batch, warmup, reps, log):
-    """specs: (label, timm name, env, builder or None); builder() makes a model that is not in timm (a peer)."""
+def _graphed_infer_rate(model, x, bf16, warmup, reps):
+    """Inference throughput with the whole forward captured once in a CUDA graph and replayed (no host work per
+    pass: how fast the GPU alone runs the model)."""
+    def fwd():
+        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+            model(x)
+    with torch.no_grad():
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up (compiles, allocator) off the capture stream, as torch asks
+            for _ in range(3):
+                fwd()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fwd()
+    return x.shape[0] / (_timed_passes(graph.replay, warmup, reps) * 1e-3)
+
+
+def _graphed_train_rate(model, x, warmup, reps):
+    """Training throughput (fwd+bwd under bf16 autocast, no optimiser step) with the model's forward and backward
+    captured by ``torch.cuda.make_graphed_callables`` (autocast's cast cache must be off for capture)."""
+    with torch.autocast('cuda', dtype=torch.bfloat16, cache_enabled=False):
+        graphed = torch.cuda.make_graphed_callables(model, (x,), num_warmup_iters=3)
+
+    def step():
+        with torch.autocast('cuda', dtype=torch.bfloat16, cache_enabled=False):
+            loss = graphed(x).float().mean()
+        loss.backward()
+        for p in model.parameters():
+            p.grad = None
+    step()
+    return x.shape[0] / (_timed_passes(step, warmup, reps) * 1e-3)
+
+
+def bench_models(specs, batch, warmup, reps, log, cuda_graph=False):
+    """specs: (label, timm name, env, builder or None); builder() makes a model that is not in timm (a peer).
+    cuda_graph: also the throughputs with the model captured in CUDA graphs (after the eager ones, same model)."""
     import timm
     rows = []
     for label, name, env, build in specs:
@@ -488,6 +524,17 @@ def bench_models(specs, batch, warmup, reps, log):
             log(f"{label:34s} infer fp32 {row['infer_fp32_img_s']:7.0f} img/s  bf16 {row['infer_bf16_img_s']:7.0f}"
                 f"  train AMP {row['train_amp_img_s']:6.0f} img/s  peak {row['train_peak_gib']:.1f} GiB"
                 f"  ({row['params_m']:.2f}M params)")
+            if cuda_graph:
+                try:
+                    model.eval()
+                    row['infer_fp32_graph_img_s'] = _graphed_infer_rate(model, x, False, warmup, reps)
+                    row['infer_bf16_graph_img_s'] = _graphed_infer_rate(model, x, True, warmup, reps)
+                    model.train()
+                    row['train_amp_graph_img_s'] = _graphed_train_rate(model, x, warmup, reps)
+                    log(f"{label:34s} CUDA graphs: infer fp32 {row['infer_fp32_graph_img_s']:7.0f} img/s  bf16 "
+                        f"{row['infer_bf16_graph_img_s']:7.0f}  train AMP {row['train_amp_graph_img_s']:6.0f} img/s")
+                except Exception as exc:
+                    log(f'{label}: CUDA graph capture failed: {type(exc).__name__}: {str(exc)[:300]}')
         except Exception as exc:
             log(f'{label}: failed: {type(exc).__name__}: {str(exc)[:300]}')
         finally:
@@ -502,6 +549,7 @@ def bench_models(specs, batch, warmup, reps, log):
 
 
 MODEL_KEYS = ('infer_fp32_img_s', 'infer_bf16_img_s', 'train_amp_img_s')
+GRAPH_KEYS = ('infer_fp32_graph_img_s', 'infer_bf16_graph_img_s', 'train_amp_graph_img_s')
 
 
 def model_ratios(rows, log):
@@ -515,11 +563,14 @@ def model_ratios(rows, log):
         if ours not in by_label or ref not in by_label:
             continue
         a, b = by_label[ours], by_label[ref]
-        entry = {k: a[k] / b[k] for k in MODEL_KEYS}
+        entry = {k: a[k] / b[k] for k in MODEL_KEYS + GRAPH_KEYS if k in a and k in b}
         entry['train_peak_gib_diff'] = a['train_peak_gib'] - b['train_peak_gib']
         ratios[f'{ours} / {ref}'] = entry
         log(f"{ours} / {ref}: infer fp32 {entry['infer_fp32_img_s']:.2f}x  bf16 {entry['infer_bf16_img_s']:.2f}x  "
             f"train AMP {entry['train_amp_img_s']:.2f}x  peak {entry['train_peak_gib_diff']:+.1f} GiB")
+        if all(k in entry for k in GRAPH_KEYS):
+            log(f"  (both in CUDA graphs: infer fp32 {entry['infer_fp32_graph_img_s']:.2f}x  bf16 "
+                f"{entry['infer_bf16_graph_img_s']:.2f}x  train AMP {entry['train_amp_graph_img_s']:.2f}x)")
     return ratios
 
 
@@ -645,6 +696,8 @@ def main(argv=None):
     ap.add_argument('--no-peers', action='store_true', help='measure the zoo only')
     ap.add_argument('--with-plain', action='store_true', help='also the plain (scan + merge) vmamba_tiny path')
     ap.add_argument('--no-convnext', action='store_true', help='skip the convnext_tiny reference row')
+    ap.add_argument('--cuda-graph', action='store_true',
+                    help='models: also measure every model captured in CUDA graphs (inference and training step)')
     ap.add_argument('--ln-min-elements', nargs='*', type=int, default=[],
                     help='also vmamba_tiny with these LayerNorm Triton thresholds (VMAMBA_ZOO_LAYER_NORM_TRITON_MIN)')
     ap.add_argument('--norm-sweep', action='store_true', help='also sweep the LayerNorm launch shapes')
@@ -706,7 +759,7 @@ def main(argv=None):
             log('official vmamba_tiny: skipped, peer not installed')
         if not args.no_convnext:
             specs.append(('convnext_tiny', 'convnext_tiny', {}, None))
-        report['models'] = bench_models(specs, args.batch, args.warmup, args.reps, log)
+        report['models'] = bench_models(specs, args.batch, args.warmup, args.reps, log, cuda_graph=args.cuda_graph)
         report['model_ratios'] = model_ratios(report['models'], log)
         dump()
         if args.measurements:

@@ -35,13 +35,16 @@ SMOKE = os.environ.get('TUNE_FUSED_SMOKE') == '1'  # CPU dry run of this script 
 DEVICE = 'cpu' if SMOKE else 'cuda'
 STAGES = bench_gpu.STAGES  # (D, L) of VMamba-T
 BUCKETS = ['64', '256', '1024', '*']  # longest L of the table row that each stage (4, 3, 2, 1) tunes
-# the rule in the code before this tuning (run 6's winners, the shifted-input backward) and the candidates, each
-# with both backward forms (last field: SHIFTED_SCAN 1 or 0, see vmamba_zoo/ops/selective_scan/triton.py)
-BASELINE = {3136: '32,32,4,16,4,1,1', 784: '32,32,4,16,4,1,1', 196: '16,32,2,16,1,1,1', 49: '32,32,4,32,4,1,1'}
+# the table in the code before this tuning (``_FUSED_TABLE``: run 17's winners at stages 1-2, run 6's at 3-4) and
+# the candidates, each with both backward forms (last field: SHIFTED_SCAN 1 or 0, see
+# vmamba_zoo/ops/selective_scan/triton.py)
+BASELINE = {3136: '32,16,4,16,4,1,0', 784: '16,32,2,16,2,1,0', 196: '16,32,2,16,1,1,1', 49: '32,32,4,32,4,1,1'}
 _LONG = ['32,32,4,16,4,1', '32,32,4,32,4,1', '32,32,4,16,2,1', '64,32,4,16,4,1', '16,32,2,16,2,1', '32,32,4,8,2,1',
-         '64,32,4,32,8,1']
-_SHORT = ['16,32,2,16,1,1', '32,32,4,32,4,1', '16,32,2,32,2,1', '32,32,4,16,2,1', '16,64,4,64,4,1', '16,32,2,32,4,1']
-_SHORTEST = ['32,32,4,32,4,1', '64,32,4,16,4,1', '16,64,4,64,4,1', '32,32,4,16,1,1', '64,64,8,32,8,1']
+         '64,32,4,32,8,1', '32,16,2,16,4,1', '32,16,4,16,4,1', '32,64,8,16,4,1', '16,64,4,16,4,1']
+_SHORT = ['16,32,2,16,1,1', '32,32,4,32,4,1', '16,32,2,32,2,1', '32,32,4,16,2,1', '16,64,4,64,4,1', '16,32,2,32,4,1',
+          '16,16,1,16,1,1', '16,64,4,16,1,1']
+_SHORTEST = ['32,32,4,32,4,1', '64,32,4,16,4,1', '16,64,4,64,4,1', '32,32,4,16,1,1', '64,64,8,32,8,1', '32,16,2,32,4,1',
+             '16,32,2,32,4,1']
 
 
 def _both(specs):

@@ -136,16 +136,27 @@ def test_triton_kernels_under_interpreter_on_cpu():
     run_under_interpreter(_INTERPRETER_SCRIPT)
 
 
-def test_backward_form_follows_the_measured_rule(monkeypatch):
-    """Plain scans: the shifted-input backward for fp32 sequences longer than 256 steps, the recomputing one
-    otherwise; the fused table and the tuning overrides name the form in their last field (default shifted)."""
-    from vmamba_zoo.ops.selective_scan.triton import _launch_config, _parse_blocks
+def test_launch_follows_the_measured_tables(monkeypatch):
+    """Plain scans at d_state 1 launch from the measured per-dtype table (the shifted-input backward only for fp32
+    sequences longer than 256 steps), larger states from the rule (same form choice); the fused table and the
+    tuning overrides name the form in their last field (default shifted)."""
+    from vmamba_zoo.ops.selective_scan.triton import _FUSED_TABLE, _PLAIN_TABLES, _launch_config, _parse_blocks
     monkeypatch.delenv('VMAMBA_ZOO_TRITON_BLOCKS', raising=False)
     monkeypatch.delenv('VMAMBA_ZOO_FUSED_BLOCKS', raising=False)
-    assert _launch_config(1, 3136, dtype=torch.float32)[-1] is True
-    assert _launch_config(1, 196, dtype=torch.float32)[-1] is False
-    assert _launch_config(1, 3136, dtype=torch.bfloat16)[-1] is False
-    assert all(_launch_config(1, length, fused=True, dtype=torch.bfloat16)[-1] for length in (49, 196, 784, 3136))
+    for d_state in (1, 16):
+        assert _launch_config(d_state, 3136, dtype=torch.float32)[-1] is True
+        assert _launch_config(d_state, 196, dtype=torch.float32)[-1] is False
+        assert _launch_config(d_state, 3136, dtype=torch.bfloat16)[-1] is False
+    # the table's rows are what the run measured (model_cards/gpu_kernels.md, run 16), the rule stays for N = 16
+    assert _launch_config(1, 196, dtype=torch.float32)[1:4] == (64, (16, 4), (8, 2))
+    assert _launch_config(1, 3136, dtype=torch.bfloat16)[1:4] == (64, (32, 8), (8, 2))
+    assert _launch_config(1, 784, dtype=torch.float16) == _launch_config(1, 784, dtype=torch.bfloat16)
+    assert _launch_config(16, 196, dtype=torch.float32)[1:4] == (32, (4, 4), (2, 4))
+    for rows in (_FUSED_TABLE, *_PLAIN_TABLES.values()):
+        bounds = [row[0] for row in rows]
+        assert bounds == sorted(bounds) and bounds[-1] == float('inf')
+    assert [_launch_config(1, length, fused=True, dtype=torch.bfloat16)[-1] for length in (49, 196, 784, 3136)] \
+        == [True, True, False, False]
     rows = _parse_blocks('64:32,32,4,16,4,1,0;*:32,32,4,16,4')
     assert [row[-2:] for row in rows] == [(True, False), (False, True)]
     monkeypatch.setenv('VMAMBA_ZOO_FUSED_BLOCKS', '64:32,32,4,16,4,1,0;*:32,32,4,16,4')

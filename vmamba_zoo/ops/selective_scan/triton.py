@@ -72,12 +72,14 @@ def _positions(orders_ptr, offsets, steps, step_mask, row_mask, HW, FUSED: tl.co
     strategy's (K, S) order table (``ScanIndex.orders``); pixel HW is the padding sentinel, whose step still
     decays the state but reads zero and writes nothing, exactly as ``scan``/``merge`` treat it. ``step_mask``
     (BLOCK_L,) marks the steps that exist, ``row_mask`` (BLOCK_D,) the channels; with ONE_GROUP the block's
-    channels share one order row, loaded once (offsets (1, BLOCK_L)).
+    channels share one order row, loaded once (offsets (1, 1, BLOCK_L)). Results are (BLOCK_D, 1, BLOCK_L) tiles,
+    the layout of every per-(channel, step) value in the kernels: they broadcast over the state axis of the
+    (BLOCK_D, BLOCK_N, BLOCK_L) tiles and come back from reductions over it (keep_dims) without a layout change.
     """
-    mask = row_mask[:, None] & step_mask[None, :]
+    mask = row_mask[:, None, None] & step_mask[None, None, :]
     if FUSED:
         if ONE_GROUP:
-            pos = tl.load(orders_ptr + offsets, mask=step_mask[None, :], other=HW)
+            pos = tl.load(orders_ptr + offsets, mask=step_mask[None, None, :], other=HW)
         else:
             pos = tl.load(orders_ptr + offsets, mask=mask, other=HW)
         return pos, mask & (pos < HW)
@@ -92,7 +94,7 @@ def _order_rows(group, block_group, L, ONE_GROUP: tl.constexpr):
     if ONE_GROUP:
         return block_group * L
     else:
-        return group[:, None] * L
+        return group[:, None, None] * L
 
 
 @triton.jit
@@ -108,15 +110,13 @@ def _bc_rows(ptr, s_b, s_g, s_n, pid_b, group, block_group, offs_n, BC_ROW: tl.c
 @triton.jit
 def _load_bc(rows, pos, io2, mask_n, s_l, HW, BC_ROW: tl.constexpr):
     """B or C at every (channel, state, step). BC_ROW (fused scans, one direction per channel block): the block's
-    channels share one B/C row and one order row (pos is (1, BLOCK_L)), so a (1, BLOCK_N, BLOCK_L) tile is
+    channels share one B/C row and one order row (pos is (1, 1, BLOCK_L)), so a (1, BLOCK_N, BLOCK_L) tile is
     loaded once and broadcast over the channels instead of one gathered load per channel; every channel of such
     a block exists, and padding steps (pos == HW) read zero as before."""
     if BC_ROW:
-        return tl.load(rows + pos[:, None, :] * s_l, mask=(pos < HW)[:, None, :] & mask_n[None, :, None],
-                       other=0.0).to(tl.float32)
+        return tl.load(rows + pos * s_l, mask=(pos < HW) & mask_n[None, :, None], other=0.0).to(tl.float32)
     else:
-        return tl.load(rows + pos[:, None, :] * s_l, mask=io2[:, None, :] & mask_n[None, :, None],
-                       other=0.0).to(tl.float32)
+        return tl.load(rows + pos * s_l, mask=io2 & mask_n[None, :, None], other=0.0).to(tl.float32)
 
 
 @triton.jit
@@ -169,10 +169,10 @@ def _fwd_kernel(
 
     h = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
     state_rows = (pid_b * KD + offs_d) * n_chunks
-    u_row = u_ptr + _rows(pid_b * s_ub, group, channel, s_uk, s_ud, ALIGNED)[:, None]
-    d_row = delta_ptr + _rows(pid_b * s_db, group, channel, s_dk, s_dd, ALIGNED)[:, None]
-    z_row = z_ptr + _rows(pid_b * s_zb, group, channel, s_zk, s_zd, ALIGNED)[:, None]
-    o_row = out_ptr + _rows(pid_b * s_ob, group, channel, s_ok, s_od, ALIGNED)[:, None]
+    u_row = u_ptr + _rows(pid_b * s_ub, group, channel, s_uk, s_ud, ALIGNED)[:, None, None]
+    d_row = delta_ptr + _rows(pid_b * s_db, group, channel, s_dk, s_dd, ALIGNED)[:, None, None]
+    z_row = z_ptr + _rows(pid_b * s_zb, group, channel, s_zk, s_zd, ALIGNED)[:, None, None]
+    o_row = out_ptr + _rows(pid_b * s_ob, group, channel, s_ok, s_od, ALIGNED)[:, None, None]
     b_row = _bc_rows(B_ptr, s_bb, s_bg, s_bn, pid_b, group, pid_d * BLOCK_D // per_group, offs_n, BC_ROW)
     c_row = _bc_rows(C_ptr, s_cb, s_cg, s_cn, pid_b, group, pid_d * BLOCK_D // per_group, offs_n, BC_ROW)
     for chunk in range(0, n_chunks):
@@ -181,23 +181,23 @@ def _fwd_kernel(
                  mask=mask_d[:, None] & mask_n[None, :])
         l_idx = chunk * BLOCK_L + offs_l
         mask_l = l_idx < L
-        pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, :], l_idx[None, :], mask_l, mask_d, HW, FUSED,
-                              ONE_GROUP)
+        pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, None, :], l_idx[None, None, :], mask_l, mask_d,
+                              HW, FUSED, ONE_GROUP)
         u = tl.load(u_row + pos * s_ul, mask=io2, other=0.0).to(tl.float32)
         delta = tl.load(d_row + pos * s_dl, mask=io2, other=0.0).to(tl.float32)
-        dt = _dt_of(delta, bias[:, None], SOFTPLUS)
+        dt = _dt_of(delta, bias[:, None, None], SOFTPLUS)
         m3 = mask_d[:, None, None] & mask_n[None, :, None] & mask_l[None, None, :]
         Bt = _load_bc(b_row, pos, io2, mask_n, s_bl, HW, BC_ROW)
         Ct = _load_bc(c_row, pos, io2, mask_n, s_cl, HW, BC_ROW)
         # steps past L: decay 1, input 0, so the chunk's last column carries the last real state
-        dA = tl.where(m3, tl.exp(dt[:, None, :] * A[:, :, None]), 1.0)
-        dBu = (dt * u)[:, None, :] * Bt
+        dA = tl.where(m3, tl.exp(dt * A[:, :, None]), 1.0)
+        dBu = (dt * u) * Bt
         cum_a, hs = tl.associative_scan((dA, dBu), axis=2, combine_fn=_combine)
         # h == 0 (first chunk) must not meet an overflowed decay product: inf * 0 would be nan
         states = hs + tl.where(h[:, :, None] != 0.0, cum_a * h[:, :, None], 0.0)
-        y = tl.sum(states * Ct, axis=1)
+        y = tl.sum(states * Ct, axis=1, keep_dims=True)
         if HAS_D:
-            y += Dv[:, None] * u
+            y += Dv[:, None, None] * u
         if HAS_Z:
             z = tl.load(z_row + pos * s_zl, mask=io2, other=0.0).to(tl.float32)
             y = y * (z / (1.0 + tl.exp(-z)))
@@ -246,35 +246,35 @@ def _bwd_kernel(
 
     g_next = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)  # adjoint at the first step of the next chunk
     dA_acc = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
-    dD_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
-    dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+    dD_acc = tl.zeros([BLOCK_D, 1], dtype=tl.float32)  # per-channel sums, (BLOCK_D, 1) as the tiles reduce
+    dbias_acc = tl.zeros([BLOCK_D, 1], dtype=tl.float32)
     state_rows = (pid_b * KD + offs_d) * n_chunks
-    u_row = u_ptr + _rows(pid_b * s_ub, group, channel, s_uk, s_ud, ALIGNED)[:, None]
-    d_row = delta_ptr + _rows(pid_b * s_db, group, channel, s_dk, s_dd, ALIGNED)[:, None]
-    z_offsets = _rows(pid_b * s_zb, group, channel, s_zk, s_zd, ALIGNED)[:, None]  # dz shares z's strides
+    u_row = u_ptr + _rows(pid_b * s_ub, group, channel, s_uk, s_ud, ALIGNED)[:, None, None]
+    d_row = delta_ptr + _rows(pid_b * s_db, group, channel, s_dk, s_dd, ALIGNED)[:, None, None]
+    z_offsets = _rows(pid_b * s_zb, group, channel, s_zk, s_zd, ALIGNED)[:, None, None]  # dz shares z's strides
     z_row, dz_row = z_ptr + z_offsets, dz_ptr + z_offsets
-    g_row = dout_ptr + _rows(pid_b * s_gb, group, channel, s_gk, s_gd, ALIGNED)[:, None]
-    du_row = du_ptr + _rows(pid_b * s_dub, group, channel, s_duk, s_dud, ALIGNED)[:, None]
-    dd_row = ddelta_ptr + _rows(pid_b * s_ddb, group, channel, s_ddk, s_ddd, ALIGNED)[:, None]
+    g_row = dout_ptr + _rows(pid_b * s_gb, group, channel, s_gk, s_gd, ALIGNED)[:, None, None]
+    du_row = du_ptr + _rows(pid_b * s_dub, group, channel, s_duk, s_dud, ALIGNED)[:, None, None]
+    dd_row = ddelta_ptr + _rows(pid_b * s_ddb, group, channel, s_ddk, s_ddd, ALIGNED)[:, None, None]
     b_row = _bc_rows(B_ptr, s_bb, s_bg, s_bn, pid_b, group, block_group, offs_n, BC_ROW)
     c_row = _bc_rows(C_ptr, s_cb, s_cg, s_cn, pid_b, group, block_group, offs_n, BC_ROW)
     for rev in range(0, n_chunks):
         chunk = n_chunks - 1 - rev
         l_idx = chunk * BLOCK_L + offs_l
         mask_l = l_idx < L
-        m2 = mask_d[:, None] & mask_l[None, :]
+        m2 = mask_d[:, None, None] & mask_l[None, None, :]
         m3 = mask_d[:, None, None] & mask_n[None, :, None] & mask_l[None, None, :]
-        pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, :], l_idx[None, :], mask_l, mask_d, HW, FUSED,
-                              ONE_GROUP)
-        io3 = io2[:, None, :] & mask_n[None, :, None]
+        pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, None, :], l_idx[None, None, :], mask_l, mask_d,
+                              HW, FUSED, ONE_GROUP)
+        io3 = io2 & mask_n[None, :, None]
 
         u = tl.load(u_row + pos * s_ul, mask=io2, other=0.0).to(tl.float32)
         delta = tl.load(d_row + pos * s_dl, mask=io2, other=0.0).to(tl.float32)
-        dt = _dt_of(delta, bias[:, None], SOFTPLUS)
+        dt = _dt_of(delta, bias[:, None, None], SOFTPLUS)
         Bt = _load_bc(b_row, pos, io2, mask_n, s_bl, HW, BC_ROW)
         Ct = _load_bc(c_row, pos, io2, mask_n, s_cl, HW, BC_ROW)
-        dA = tl.where(m3, tl.exp(dt[:, None, :] * A[:, :, None]), 1.0)
-        dBu = (dt * u)[:, None, :] * Bt
+        dA = tl.where(m3, tl.exp(dt * A[:, :, None]), 1.0)
+        dBu = (dt * u) * Bt
 
         h0 = tl.load(chunk_state_ptr + (state_rows + chunk)[:, None] * N + offs_n[None, :], mask=mask_dn,
                      other=0.0)
@@ -283,15 +283,15 @@ def _bwd_kernel(
             # (0, chunk start state)
             lp = l_idx - 1
             mp3 = mask_d[:, None, None] & mask_n[None, :, None] & (mask_l & (offs_l > 0))[None, None, :]
-            pos_p, iop2 = _positions(orders_ptr, order_rows + lp[None, :], lp[None, :], mask_l & (offs_l > 0),
-                                     mask_d, HW, FUSED, ONE_GROUP)
+            pos_p, iop2 = _positions(orders_ptr, order_rows + lp[None, None, :], lp[None, None, :],
+                                     mask_l & (offs_l > 0), mask_d, HW, FUSED, ONE_GROUP)
             u_p = tl.load(u_row + pos_p * s_ul, mask=iop2, other=0.0).to(tl.float32)
-            dt_p = _dt_of(tl.load(d_row + pos_p * s_dl, mask=iop2, other=0.0).to(tl.float32), bias[:, None],
+            dt_p = _dt_of(tl.load(d_row + pos_p * s_dl, mask=iop2, other=0.0).to(tl.float32), bias[:, None, None],
                           SOFTPLUS)
             B_p = _load_bc(b_row, pos_p, iop2, mask_n, s_bl, HW, BC_ROW)
             first = offs_l[None, None, :] == 0
-            a_p = tl.where(first, 0.0, tl.where(mp3, tl.exp(dt_p[:, None, :] * A[:, :, None]), 1.0))
-            b_p = tl.where(first, h0[:, :, None], (dt_p * u_p)[:, None, :] * B_p)
+            a_p = tl.where(first, 0.0, tl.where(mp3, tl.exp(dt_p * A[:, :, None]), 1.0))
+            b_p = tl.where(first, h0[:, :, None], (dt_p * u_p) * B_p)
             _, e = tl.associative_scan((a_p, b_p), axis=2, combine_fn=_combine)
             decayed = dA * e
             states = decayed + dBu
@@ -307,9 +307,9 @@ def _bwd_kernel(
 
         # fused: the merged map's gradient, read at the pixel each direction wrote (gather on load)
         dout = tl.load(g_row + pos * s_gl, mask=io2, other=0.0).to(tl.float32)
-        y = tl.sum(states * Ct, axis=1)
+        y = tl.sum(states * Ct, axis=1, keep_dims=True)
         if HAS_D:
-            y += Dv[:, None] * u
+            y += Dv[:, None, None] * u
         if HAS_Z:
             z = tl.load(z_row + pos * s_zl, mask=io2, other=0.0).to(tl.float32)
             sig = 1.0 / (1.0 + tl.exp(-z))
@@ -322,12 +322,12 @@ def _bwd_kernel(
         # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}; pairs (a_{t+1}, C_t dy_t) scanned in reverse
         ln = l_idx + 1
         mn3 = mask_d[:, None, None] & mask_n[None, :, None] & (ln < L)[None, None, :]
-        pos_n, ion2 = _positions(orders_ptr, order_rows + ln[None, :], ln[None, :], ln < L, mask_d, HW, FUSED,
-                                 ONE_GROUP)
-        dt_n = _dt_of(tl.load(d_row + pos_n * s_dl, mask=ion2, other=0.0).to(tl.float32), bias[:, None],
+        pos_n, ion2 = _positions(orders_ptr, order_rows + ln[None, None, :], ln[None, None, :], ln < L, mask_d, HW,
+                                 FUSED, ONE_GROUP)
+        dt_n = _dt_of(tl.load(d_row + pos_n * s_dl, mask=ion2, other=0.0).to(tl.float32), bias[:, None, None],
                       SOFTPLUS)
-        a_n = tl.where(mn3, tl.exp(dt_n[:, None, :] * A[:, :, None]), 0.0)
-        c_dy = Ct * dy[:, None, :]
+        a_n = tl.where(mn3, tl.exp(dt_n * A[:, :, None]), 0.0)
+        c_dy = Ct * dy
         # with reverse=True Triton combines (accumulated suffix, current element), so the forward combine
         # composes them right: g_t = a_{t+1} * suffix + C_t dy_t
         a_suffix, g_part = tl.associative_scan((a_n, c_dy), axis=2, combine_fn=_combine, reverse=True)
@@ -335,16 +335,16 @@ def _bwd_kernel(
         g = tl.where(m3, g, 0.0)
 
         ge = g * decayed
-        ddt = tl.sum(ge * A[:, :, None] + g * Bt * u[:, None, :], axis=1)
-        du = tl.sum(g * Bt, axis=1) * dt
+        ddt = tl.sum(ge * A[:, :, None] + g * Bt * u, axis=1, keep_dims=True)
+        du = tl.sum(g * Bt, axis=1, keep_dims=True) * dt
         if HAS_D:
-            du += Dv[:, None] * dy
-            dD_acc += tl.sum(tl.where(m2, dy * u, 0.0), axis=1)
-        dA_acc += tl.sum(ge * dt[:, None, :], axis=2)
-        ddelta = _ddelta_of(ddt, delta, bias[:, None], SOFTPLUS)
+            du += Dv[:, None, None] * dy
+            dD_acc += tl.sum(tl.where(m2, dy * u, 0.0), axis=2)
+        dA_acc += tl.sum(ge * dt, axis=2)
+        ddelta = _ddelta_of(ddt, delta, bias[:, None, None], SOFTPLUS)
         # padding steps (fused) still pass their gradient to delta_bias, as they do through scan()
         ddelta = tl.where(m2, ddelta, 0.0)
-        dbias_acc += tl.sum(ddelta, axis=1)
+        dbias_acc += tl.sum(ddelta, axis=2)
         if FUSED:
             # x is shared by the K directions: scatter-add its gradient into one fp32 map
             tl.atomic_add(du_row + pos * s_dul, du, mask=io2, sem='relaxed')
@@ -352,8 +352,8 @@ def _bwd_kernel(
             tl.store(du_row + pos * s_dul, du.to(du_ptr.dtype.element_ty), mask=io2)
         tl.store(dd_row + pos * s_ddl, ddelta.to(ddelta_ptr.dtype.element_ty), mask=io2)
         # dB, dC sum over the channels of a group
-        dB_c = g * (dt * u)[:, None, :]
-        dC_c = states * dy[:, None, :]
+        dB_c = g * (dt * u)
+        dC_c = states * dy
         if ONE_GROUP:
             # every channel of the block shares one B/C group: reduce over the block and write this block's
             # partial sums to its own slot (batch, channel block, N, positions); the host sums a group's slots.
@@ -368,8 +368,7 @@ def _bwd_kernel(
             tl.store(dB_ptr + part, tl.sum(dB_c, axis=0), mask=m_nl)
             tl.store(dC_ptr + part, tl.sum(dC_c, axis=0), mask=m_nl)
         else:
-            bc_out = (pid_b * n_groups + group[:, None, None]) * N * HW + offs_n[None, :, None] * HW \
-                + pos[:, None, :]
+            bc_out = (pid_b * n_groups + group[:, None, None]) * N * HW + offs_n[None, :, None] * HW + pos
             tl.atomic_add(dB_ptr + bc_out, dB_c, mask=io3)
             tl.atomic_add(dC_ptr + bc_out, dC_c, mask=io3)
         g_next = tl.sum(tl.where(offs_l[None, None, :] == 0, g, 0.0), axis=2)
@@ -378,9 +377,9 @@ def _bwd_kernel(
     # serialised)
     tl.store(dA_ptr + (pid_b * KD + offs_d)[:, None] * N + offs_n[None, :], dA_acc, mask=mask_dn)
     if HAS_D:
-        tl.store(dD_ptr + pid_b * KD + offs_d, dD_acc, mask=mask_d)
+        tl.store(dD_ptr + (pid_b * KD + offs_d)[:, None], dD_acc, mask=mask_d[:, None])
     if HAS_BIAS:
-        tl.store(dbias_ptr + pid_b * KD + offs_d, dbias_acc, mask=mask_d)
+        tl.store(dbias_ptr + (pid_b * KD + offs_d)[:, None], dbias_acc, mask=mask_d[:, None])
 
 
 # Fused 2D scans: launch rows (longest L, BLOCK_L, forward tile elements, forward warps, backward tile elements,
@@ -389,13 +388,16 @@ def _bwd_kernel(
 # on an H200 at VMamba-T's stage shapes (bf16, batch 128; ``tools/tune_fused_gpu.py``, model_cards/gpu_kernels.md
 # "Run 6"): stage 4 (L=49), 3 (L=196), 2 (L=784) and 1 (L=3136); every row was checked against the previous rule
 # there.
-# Run 13 tuned again with both backward forms: the shifted-input one stays fastest at stages 1-3 (bf16 fwd+bwd
-# 5.11 / 2.52 / 1.30 ms against 5.43 / 2.66 / 1.38 ms for the best recomputing launch); at stage 4 (launch-bound)
-# the two timings of each row disagreed by more than the candidates did, so its row stays.
+# Run 13 tuned again with both backward forms: the shifted-input one stayed fastest at stages 1-3 with the 2D
+# tiles. Run 17 tuned the 3D-tile kernels (the layout since run 16): stages 1 and 2 moved to smaller tiles and the
+# recomputing backward (bf16 fwd+bwd 4.59 -> 4.22 ms and 2.39 -> 2.04 ms, fp32 4.74 -> 4.60 and 2.33 -> 2.06 ms,
+# confirmed by a second timing); at stages 3 and 4 the two timings of one launch differed by more than the
+# candidates did (short sequences, partly host-bound), so those rows stay.
 _FUSED_TABLE = (
     (64, 32, 1024, 4, 1024, 4, True, True),
     (256, 16, 512, 2, 256, 1, True, True),
-    (float('inf'), 32, 1024, 4, 512, 4, True, True),
+    (1024, 16, 512, 2, 256, 2, True, False),
+    (float('inf'), 32, 512, 4, 512, 4, True, False),
 )
 
 
@@ -414,26 +416,54 @@ def _parse_blocks(spec: str):
     return rows
 
 
+# Plain scans at d_state 1 (VMamba-T's N): launch rows in the fused table's format, per input dtype class (fp32, and
+# bf16 / fp16). Tuned on an H200 with the 3D-tile kernels (run 16, ``model_cards/gpu_kernels.md``: every candidate
+# of a BL x forward x backward x form grid at VMamba-T's four stage shapes, batch 128, then the table confirmed
+# against the previous rule in a separate run); other state sizes keep the rule in ``_launch_config``.
+_PLAIN_TABLES = {
+    'fp32': (
+        (64, 32, 1024, 4, 1024, 4, False, False),
+        (256, 64, 1024, 4, 512, 2, False, False),
+        (float('inf'), 64, 2048, 4, 512, 2, False, True),
+    ),
+    '16-bit': (
+        (64, 32, 1024, 4, 1024, 4, False, False),
+        (256, 64, 1024, 4, 1024, 2, False, False),
+        (1024, 32, 1024, 4, 1024, 4, False, False),
+        (float('inf'), 64, 2048, 8, 512, 2, False, False),
+    ),
+}
+
+
+def _table_row(rows, block_n: int, length: int):
+    """The first row whose L bound holds, as (BLOCK_L, forward (BLOCK_D, warps), backward (BLOCK_D, warps), BC_ROW,
+    SHIFTED_SCAN); BLOCK_L is capped at L's next power of two (at least 16)."""
+    for lmax, bl, fwd_elems, wf, bwd_elems, wb, bc_row, shifted in rows:
+        if length <= lmax:
+            bl = min(bl, max(16, triton.next_power_of_2(length)))
+            return (bl, (max(1, min(64, fwd_elems // (block_n * bl))), wf),
+                    (max(1, min(64, bwd_elems // (block_n * bl))), wb), bc_row, shifted)
+    return None
+
+
 def _launch_config(d_state: int, length: int, fused: bool = False, dtype: torch.dtype = torch.float32):
     """(BLOCK_N, BLOCK_L, forward (BLOCK_D, warps), backward (BLOCK_D, warps), BC_ROW, SHIFTED_SCAN); the
     backward holds ~10 tiles live, so its tiles are smaller. VMAMBA_ZOO_TRITON_BLOCKS="BL,BDf,Wf,BDb,Wb[,SH]"
-    overrides it (for tuning); for the fused 2D scans VMAMBA_ZOO_FUSED_BLOCKS (``_parse_blocks``) comes first."""
+    overrides the plain scans' launch (for tuning); for the fused 2D scans VMAMBA_ZOO_FUSED_BLOCKS
+    (``_parse_blocks``) replaces ``_FUSED_TABLE``."""
     block_n = triton.next_power_of_2(max(d_state, 1))
-    spec = os.environ.get('VMAMBA_ZOO_FUSED_BLOCKS') if fused else None
-    table = _parse_blocks(spec) if spec else (_FUSED_TABLE if fused else None)
-    if spec or not os.environ.get('VMAMBA_ZOO_TRITON_BLOCKS'):
-        for lmax, bl, fwd_elems, wf, bwd_elems, wb, bc_row, shifted in table or ():
-            if length <= lmax:
-                bl = min(bl, max(16, triton.next_power_of_2(length)))
-                return (block_n, bl, (max(1, min(64, fwd_elems // (block_n * bl))), wf),
-                        (max(1, min(64, bwd_elems // (block_n * bl))), wb), bc_row, shifted)
+    if fused:
+        spec = os.environ.get('VMAMBA_ZOO_FUSED_BLOCKS')
+        return (block_n,) + _table_row(_parse_blocks(spec) if spec else _FUSED_TABLE, block_n, length)
     override = os.environ.get('VMAMBA_ZOO_TRITON_BLOCKS')
     if override:
         bl, bdf, wf, bdb, wb, *shifted = (int(v) for v in override.split(','))
         return block_n, bl, (bdf, wf), (bdb, wb), False, bool(shifted[0]) if shifted else True
-    # 64-step chunks for long sequences, 32 for short ones; ~2K-element forward tiles and ~1K-element backward
-    # tiles (one chunk when L <= 64: the backward's per-chunk dependency chain, not bandwidth, bounds short
-    # sequences). Chosen by the commit that added the kernels; measured on an H200 in model_cards/gpu_kernels.md.
+    if block_n == 1:
+        return (block_n,) + _table_row(_PLAIN_TABLES['fp32' if dtype == torch.float32 else '16-bit'], 1, length)
+    # larger states (not tuned): 64-step chunks for long sequences, 32 for short ones; ~2K-element forward tiles
+    # and ~1K-element backward tiles (one chunk when L <= 64: the backward's per-chunk dependency chain, not
+    # bandwidth, bounds short sequences). Chosen by the commit that added the kernels (model_cards/gpu_kernels.md).
     block_l = max(16, triton.next_power_of_2(length)) if length <= 64 else (64 if length > 256 else 32)
     fwd_d = max(1, min(32, 2048 // (block_n * block_l)))
     bwd_d = max(1, min(32, 1024 // (block_n * block_l)))
