@@ -4,7 +4,10 @@ the fused 2D-scan variant of the same kernels.
 Layout of the work: one program per (batch, block of ``BLOCK_D`` channels); it walks the sequence in chunks of
 ``BLOCK_L`` steps. Inside a chunk the recurrence ``h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t`` is an associative
 scan over (decay, input) pairs on a (BLOCK_D, N, BLOCK_L) register tile, so no step is sequential except the
-carry between chunks. State and accumulation are fp32 whatever the input dtype.
+carry between chunks. Per-(channel, step) values (u, delta, dt, dout, y, du, ...) are (BLOCK_D, 1, BLOCK_L)
+tiles and reductions over N keep that axis, so they meet the state tiles without layout conversions (1.07-1.38x
+faster plain fwd+bwd than 2D tiles at VMamba-T's stages, H200 run 16). State and accumulation are fp32 whatever
+the input dtype.
 
 The forward saves the state at the start of every chunk (batch, K*D, n_chunks, N) so the backward can recompute
 each chunk on its own while walking the chunks in reverse:
