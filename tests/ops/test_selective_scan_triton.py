@@ -147,7 +147,7 @@ def test_launch_follows_the_measured_tables(monkeypatch):
         assert _launch_config(d_state, 3136, dtype=torch.float32)[-1] is True
         assert _launch_config(d_state, 196, dtype=torch.float32)[-1] is False
         assert _launch_config(d_state, 3136, dtype=torch.bfloat16)[-1] is False
-    # the table's rows are what the run measured (model_cards/gpu_kernels.md, run 16), the rule stays for N = 16
+    # the table's rows are what runs 16-17 measured (model_cards/gpu_kernels.md); the rule stays for N = 16
     assert _launch_config(1, 196, dtype=torch.float32)[1:4] == (64, (16, 4), (8, 2))
     assert _launch_config(1, 3136, dtype=torch.bfloat16)[1:4] == (64, (32, 8), (8, 2))
     assert _launch_config(1, 784, dtype=torch.float16) == _launch_config(1, 784, dtype=torch.bfloat16)
@@ -161,5 +161,9 @@ def test_launch_follows_the_measured_tables(monkeypatch):
     assert [row[-2:] for row in rows] == [(True, False), (False, True)]
     monkeypatch.setenv('VMAMBA_ZOO_FUSED_BLOCKS', '64:32,32,4,16,4,1,0;*:32,32,4,16,4')
     assert _launch_config(1, 49, fused=True)[-1] is False and _launch_config(1, 3136, fused=True)[-1] is True
+    monkeypatch.setenv('VMAMBA_ZOO_FUSED_BLOCKS', '64:32,32,4,16,4,1,0')
+    with pytest.raises(ValueError, match='no row for a 3136-step scan'):
+        _launch_config(1, 3136, fused=True)
     monkeypatch.setenv('VMAMBA_ZOO_TRITON_BLOCKS', '32,16,4,16,4,0')
     assert _launch_config(1, 3136, dtype=torch.float32)[-1] is False
+    assert _launch_config(1, 49, fused=True)[1:4] == (32, (32, 4), (16, 4))  # the plain pin leaves fused scans alone

@@ -420,9 +420,10 @@ def _parse_blocks(spec: str):
 
 
 # Plain scans at d_state 1 (VMamba-T's N): launch rows in the fused table's format, per input dtype class (fp32, and
-# bf16 / fp16). Tuned on an H200 with the 3D-tile kernels (run 16, ``model_cards/gpu_kernels.md``: every candidate
-# of a BL x forward x backward x form grid at VMamba-T's four stage shapes, batch 128, then the table confirmed
-# against the previous rule in a separate run); other state sizes keep the rule in ``_launch_config``.
+# bf16 / fp16). Tuned on an H200 with the 3D-tile kernels (``tools/tune_plain_gpu.py sweep``, run 16: a BL x
+# forward x backward x form grid at VMamba-T's four stage shapes, batch 128) and confirmed in run 17 (``confirm``):
+# fwd+bwd 1.07 / 1.07 / 1.35 / 1.09x (fp32) and 1.27 / 1.22 / 1.28 / 1.12x (bf16) the former 2D-tile kernels at
+# their rule, stages 1-4 (model_cards/gpu_kernels.md). Other state sizes keep the rule in ``_launch_config``.
 _PLAIN_TABLES = {
     'fp32': (
         (64, 32, 1024, 4, 1024, 4, False, False),
@@ -457,7 +458,11 @@ def _launch_config(d_state: int, length: int, fused: bool = False, dtype: torch.
     block_n = triton.next_power_of_2(max(d_state, 1))
     if fused:
         spec = os.environ.get('VMAMBA_ZOO_FUSED_BLOCKS')
-        return (block_n,) + _table_row(_parse_blocks(spec) if spec else _FUSED_TABLE, block_n, length)
+        row = _table_row(_parse_blocks(spec) if spec else _FUSED_TABLE, block_n, length)
+        if row is None:
+            raise ValueError(f"VMAMBA_ZOO_FUSED_BLOCKS={spec!r} has no row for a {length}-step scan; end it with a "
+                             f"'*:...' row")
+        return (block_n,) + row
     override = os.environ.get('VMAMBA_ZOO_TRITON_BLOCKS')
     if override:
         bl, bdf, wf, bdb, wb, *shifted = (int(v) for v in override.split(','))
