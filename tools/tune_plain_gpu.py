@@ -58,8 +58,9 @@ def candidates(length):
 
 
 def shipped_spec(length, dtype):
-    """The shipped launch as a VMAMBA_ZOO_TRITON_BLOCKS spec."""
-    _, bl, (bdf, wf), (bdb, wb), _, shifted = scan_triton._launch_config(1, length, dtype=dtype)
+    """The shipped launch as a VMAMBA_ZOO_TRITON_BLOCKS spec (whatever the environment pins)."""
+    _, bl, (bdf, wf), (bdb, wb), _, shifted = with_spec(None, lambda: scan_triton._launch_config(1, length,
+                                                                                              dtype=dtype))
     return f'{bl},{bdf},{wf},{bdb},{wb},{int(shifted)}'
 
 
