@@ -141,7 +141,7 @@ def tolerance(dtype):
 
 
 def precompile(args_list, workers):
-    """Run this script's --compile-worker on shares of the jobs (Triton's on-disk cache is shared)."""
+    """Run this script's 'compile' mode on shares of the jobs (Triton's on-disk cache is shared)."""
     procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), 'compile', *args_list[i::workers]])
              for i in range(min(workers, len(args_list)))]
     for p in procs:
