@@ -18,16 +18,16 @@
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
 import torch
-import triton.testing
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _tuning  # noqa: E402
 import bench_gpu  # noqa: E402  (puts the repo on sys.path and registers the models)
-from vmamba_zoo.ops.selective_scan.triton import selective_scan_fused_triton  # noqa: E402
+from _tuning import bench_ms, max_rel_error, results, with_env  # noqa: E402
+from vmamba_zoo.ops.selective_scan.triton import _launch_config, selective_scan_fused_triton  # noqa: E402
 from vmamba_zoo.scans import get_scan  # noqa: E402
 
 ENV = 'VMAMBA_ZOO_FUSED_BLOCKS'
@@ -35,10 +35,19 @@ SMOKE = os.environ.get('TUNE_FUSED_SMOKE') == '1'  # CPU dry run of this script 
 DEVICE = 'cpu' if SMOKE else 'cuda'
 STAGES = bench_gpu.STAGES  # (D, L) of VMamba-T
 BUCKETS = ['64', '256', '1024', '*']  # longest L of the table row that each stage (4, 3, 2, 1) tunes
-# the table in the code before this tuning (``_FUSED_TABLE``: run 17's winners at stages 1-2, run 6's at 3-4) and
-# the candidates, each with both backward forms (last field: SHIFTED_SCAN 1 or 0, see
-# vmamba_zoo/ops/selective_scan/triton.py)
-BASELINE = {3136: '32,16,4,16,4,1,0', 784: '16,32,2,16,2,1,0', 196: '16,32,2,16,1,1,1', 49: '32,32,4,32,4,1,1'}
+
+
+def _shipped_spec(length):
+    """The launch the code ships for a stage (``_FUSED_TABLE``, whatever the environment pins), as a
+    VMAMBA_ZOO_FUSED_BLOCKS row: BL,BDf,Wf,BDb,Wb,BC,SH (BD in channels: N = 1)."""
+    _, bl, (bdf, wf), (bdb, wb), bc_row, shifted = with_env(ENV, None, lambda: _launch_config(
+        1, length, fused=True, dtype=torch.bfloat16))
+    return f'{bl},{bdf},{wf},{bdb},{wb},{int(bc_row)},{int(shifted)}'
+
+
+# the baseline is the table in the code; the candidates each come with both backward forms (last field:
+# SHIFTED_SCAN 1 or 0, see vmamba_zoo/ops/selective_scan/triton.py)
+BASELINE = {length: _shipped_spec(length) for _, length in STAGES}
 _LONG = ['32,32,4,16,4,1', '32,32,4,32,4,1', '32,32,4,16,2,1', '64,32,4,16,4,1', '16,32,2,16,2,1', '32,32,4,8,2,1',
          '64,32,4,32,8,1', '32,16,2,16,4,1', '32,16,4,16,4,1', '32,64,8,16,4,1', '16,64,4,16,4,1']
 _SHORT = ['16,32,2,16,1,1', '32,32,4,32,4,1', '16,32,2,32,2,1', '32,32,4,16,2,1', '16,64,4,64,4,1', '16,32,2,32,4,1',
@@ -88,32 +97,7 @@ def make_inputs(batch, dim, length, dtype):
 
 
 def with_spec(spec, fn):
-    old = os.environ.get(ENV)
-    os.environ[ENV] = spec
-    try:
-        return fn()
-    finally:
-        if old is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = old
-
-
-def results(run, leaves, dout):
-    out = run()
-    return [out.detach().float()] + [g.float() for g in torch.autograd.grad(out, leaves, dout)]
-
-
-def rel(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-12)).item()
-
-
-def _bench(fn, warmup, rep, return_mode):
-    if not SMOKE:
-        return triton.testing.do_bench(fn, warmup=warmup, rep=rep, return_mode=return_mode)
-    t = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t) * 1e3
+    return with_env(ENV, spec, fn)
 
 
 def time_spec(spec, run, leaves, dout, rep=120):
@@ -122,8 +106,8 @@ def time_spec(spec, run, leaves, dout, rep=120):
 
     def timed():
         with torch.no_grad():
-            fwd = _bench(run, warmup=20, rep=rep // 2, return_mode='median')
-        return fwd, _bench(fb, warmup=20, rep=rep, return_mode='median')
+            fwd = bench_ms(run, 20, rep // 2, SMOKE)
+        return fwd, bench_ms(fb, 20, rep, SMOKE)
     return with_spec(spec, timed)
 
 
@@ -162,10 +146,7 @@ def compile_worker(jobs):
 
 
 def precompile(jobs, workers):
-    procs = [subprocess.Popen([sys.executable, __file__, '--out', '.', '--compile-worker', *jobs[i::workers]])
-             for i in range(min(workers, len(jobs)))]
-    for p in procs:
-        p.wait()
+    _tuning.precompile([__file__, '--out', '.', '--compile-worker'], jobs, workers)
 
 
 def main():
@@ -210,7 +191,7 @@ def main():
             row = dict(spec=spec)
             try:
                 got = with_spec(spec, lambda: results(run, leaves, dout))
-                row['max_rel_err_vs_baseline'] = max(rel(a, b) for a, b in zip(got, ref))
+                row['max_rel_err_vs_baseline'] = max_rel_error(got, ref)
                 row['fwd_ms'], row['fwdbwd_ms'] = time_spec(spec, run, leaves, dout)
             except Exception as exc:
                 row['error'] = f'{type(exc).__name__}: {str(exc)[:200]}'
@@ -248,7 +229,7 @@ def main():
             if dtype == torch.float32:
                 a = with_spec(baseline, lambda: results(run, leaves, dout))
                 b = with_spec(tuned, lambda: results(run, leaves, dout))
-                row['max_rel_err_tuned_vs_baseline'] = max(rel(x, y) for x, y in zip(b, a))
+                row['max_rel_err_tuned_vs_baseline'] = max_rel_error(b, a)
             report['confirm'].append(row)
             log(f"confirm {row['dtype']:8s} D={dim:3d} L={length:4d} fwd {row['baseline_fwd_ms']:.3f}/"
                 f"{row['baseline2_fwd_ms']:.3f} -> {row['tuned_fwd_ms']:.3f}/{row['tuned2_fwd_ms']:.3f}  fwd+bwd "

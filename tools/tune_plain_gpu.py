@@ -23,14 +23,15 @@ import importlib.util
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _tuning  # noqa: E402
 import bench_gpu  # noqa: E402  (puts the repo on sys.path)
+from _tuning import bench_ms, max_rel_error, results, with_env  # noqa: E402
 from vmamba_zoo.ops.selective_scan import triton as scan_triton  # noqa: E402
 
 ENV = 'VMAMBA_ZOO_TRITON_BLOCKS'
@@ -66,15 +67,7 @@ def shipped_spec(length, dtype):
 
 def with_spec(spec, fn):
     """fn() with the plain launch pinned to spec (None: the shipped table)."""
-    old = os.environ.pop(ENV, None)
-    if spec:
-        os.environ[ENV] = spec
-    try:
-        return fn()
-    finally:
-        os.environ.pop(ENV, None)
-        if old is not None:
-            os.environ[ENV] = old
+    return with_env(ENV, spec, fn)
 
 
 def stage_case(dim, length, dtype):
@@ -110,42 +103,24 @@ def vim_case(dtype):
     return inp, leaves, torch.randn(inp['u'].shape, device=DEVICE, generator=g).to(dtype)
 
 
-def _bench(fn, rep):
-    if SMOKE:
-        t = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t) * 1e3
-    import triton.testing
-    return triton.testing.do_bench(fn, warmup=15, rep=rep, return_mode='median')
-
-
 def timings(module, inp, leaves, dout, rep=100):
     """(fwd ms, fwd+bwd ms) of module.selective_scan_triton on one case."""
-    run = lambda: module.selective_scan_triton(**inp, delta_softplus=True)  # noqa: E731
+    run = _runner(module, inp)
     with torch.no_grad():
-        fwd = _bench(run, rep // 2)
-    return fwd, _bench(lambda: torch.autograd.grad(run(), leaves, dout), rep)
+        fwd = bench_ms(run, 15, rep // 2, SMOKE)
+    return fwd, bench_ms(lambda: torch.autograd.grad(run(), leaves, dout), 15, rep, SMOKE)
 
 
-def results(module, inp, leaves, dout):
-    out = module.selective_scan_triton(**inp, delta_softplus=True)
-    return [out.detach().float()] + [g.float() for g in torch.autograd.grad(out, leaves, dout)]
-
-
-def max_rel(got, ref):
-    return max(((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-12)).item() for a, b in zip(got, ref))
+def _runner(module, inp):
+    return lambda: module.selective_scan_triton(**inp, delta_softplus=True)
 
 
 def tolerance(dtype):
     return 1e-4 if dtype == torch.float32 else 2e-2
 
 
-def precompile(args_list, workers):
-    """Run this script's 'compile' mode on shares of the jobs (Triton's on-disk cache is shared)."""
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), 'compile', *args_list[i::workers]])
-             for i in range(min(workers, len(args_list)))]
-    for p in procs:
-        p.wait()
+def precompile(jobs, workers):
+    _tuning.precompile([os.path.abspath(__file__), 'compile'], jobs, workers)
 
 
 def compile_worker(jobs, old_module):
@@ -158,7 +133,7 @@ def compile_worker(jobs, old_module):
             inp, leaves, dout = vim_case(dtype) if what == 'vim' else stage_case(
                 dict((l, d) for d, l in STAGES)[int(what)], int(what), dtype)
             module = load_module(old_module) if spec == 'old' else scan_triton
-            with_spec(None if spec in ('-', 'old') else spec, lambda: results(module, inp, leaves, dout))
+            with_spec(None if spec in ('-', 'old') else spec, lambda: results(_runner(module, inp), leaves, dout))
             if not SMOKE:
                 torch.cuda.synchronize()
         except Exception as exc:  # the timing loop records it again
@@ -193,13 +168,13 @@ def sweep(args, log):
             inp, leaves, dout = stage_case(dim, length, dtype)
             base = shipped_spec(length, dtype)
             specs = [base] + [c for c in candidates(length) if c != base]
-            ref = with_spec(base, lambda: results(scan_triton, inp, leaves, dout))
+            ref = with_spec(base, lambda: results(_runner(scan_triton, inp), leaves, dout))
             rows = []
             for spec in specs:
                 row = dict(spec=spec)
                 try:
-                    row['max_rel_err_vs_shipped'] = max_rel(with_spec(spec, lambda: results(
-                        scan_triton, inp, leaves, dout)), ref)
+                    row['max_rel_err_vs_shipped'] = max_rel_error(with_spec(spec, lambda: results(
+                        _runner(scan_triton, inp), leaves, dout)), ref)
                     row['fwd_ms'], row['fwdbwd_ms'] = with_spec(spec, lambda: timings(scan_triton, inp, leaves, dout))
                 except Exception as exc:
                     row['error'] = f'{type(exc).__name__}: {str(exc)[:200]}'
@@ -257,10 +232,11 @@ def confirm(args, log):
     for dtype, label, length, make in cases:
         inp, leaves, dout = make()
         var = variants(length, dtype)
-        ref = results(scan_triton, inp, leaves, dout)
+        ref = results(_runner(scan_triton, inp), leaves, dout)
         row = dict(case=label, dtype=str(dtype)[6:])
         for name, (module, spec) in var.items():
-            row[f'{name}_max_rel_err'] = max_rel(with_spec(spec, lambda: results(module, inp, leaves, dout)), ref)
+            got = with_spec(spec, lambda: results(_runner(module, inp), leaves, dout))
+            row[f'{name}_max_rel_err'] = max_rel_error(got, ref)
         times = {name: [] for name in var}
         for _ in range(args.rounds):
             for name, (module, spec) in var.items():
