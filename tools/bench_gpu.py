@@ -475,15 +475,21 @@ def _graphed_train_rate(model, x, warmup, reps):
     captured by ``torch.cuda.make_graphed_callables`` (autocast's cast cache must be off for capture)."""
     with torch.autocast('cuda', dtype=torch.bfloat16, cache_enabled=False):
         graphed = torch.cuda.make_graphed_callables(model, (x,), num_warmup_iters=3)
+    step = _amp_train_step(graphed, model, x, cache_enabled=False)
+    step()
+    return x.shape[0] / (_timed_passes(step, warmup, reps) * 1e-3)
 
+
+def _amp_train_step(forward, model, x, cache_enabled=True):
+    """One timed training step: forward(x) under bf16 autocast, backward of the mean logit, gradients dropped (no
+    optimiser step, as the official repo measures)."""
     def step():
-        with torch.autocast('cuda', dtype=torch.bfloat16, cache_enabled=False):
-            loss = graphed(x).float().mean()
+        with torch.autocast('cuda', dtype=torch.bfloat16, cache_enabled=cache_enabled):
+            loss = forward(x).float().mean()
         loss.backward()
         for p in model.parameters():
             p.grad = None
-    step()
-    return x.shape[0] / (_timed_passes(step, warmup, reps) * 1e-3)
+    return step
 
 
 def bench_models(specs, batch, warmup, reps, log, cuda_graph=False):
@@ -507,14 +513,7 @@ def bench_models(specs, batch, warmup, reps, log, cuda_graph=False):
                 with torch.autocast('cuda', dtype=torch.bfloat16):
                     row['infer_bf16_img_s'] = batch / (_timed_passes(lambda: model(x), warmup, reps) * 1e-3)
             model.train()
-
-            def step():
-                with torch.autocast('cuda', dtype=torch.bfloat16):
-                    loss = model(x).float().mean()
-                loss.backward()
-                for p in model.parameters():
-                    p.grad = None
-
+            step = _amp_train_step(model, model, x)
             step()
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -597,12 +596,7 @@ def profile_model(label, make, batch, log, rows=20):
     """Top CUDA kernels of one AMP training step (torch.profiler) and their sum per category."""
     model = make().cuda()
     x = torch.randn(batch, 3, 224, 224, device='cuda')
-
-    def run():
-        with torch.autocast('cuda', dtype=torch.bfloat16):
-            model(x).float().mean().backward()
-        for p in model.parameters():
-            p.grad = None
+    run = _amp_train_step(model, model, x)
     for _ in range(3):
         run()
     torch.cuda.synchronize()
@@ -637,12 +631,7 @@ def host_profile(make, batch, log, steps=10, rows=35):
     import pstats
     model = make().cuda().train()
     x = torch.randn(batch, 3, 224, 224, device='cuda')
-
-    def step():
-        with torch.autocast('cuda', dtype=torch.bfloat16):
-            model(x).float().mean().backward()
-        for p in model.parameters():
-            p.grad = None
+    step = _amp_train_step(model, model, x)
     for _ in range(5):
         step()
     torch.cuda.synchronize()
