@@ -5,6 +5,7 @@ import sys
 import pytest
 import timm
 import torch
+from timm.layers import DropPath
 
 import vmamba_zoo
 
@@ -97,7 +98,7 @@ def test_frozen_stages_and_drop_path():
     assert any(n.startswith('stem.') for n in frozen) and any(n.startswith('stages.0.') for n in frozen)
     assert all(p.requires_grad for n, p in backbone.model.named_parameters() if n.startswith('stages.1.'))
     assert not backbone.model.stem.training and backbone.model.stages[1].training
-    rates = [m.drop_prob for m in backbone.modules() if type(m).__name__ == 'DropPath']
+    rates = [m.drop_prob for m in backbone.modules() if isinstance(m, DropPath)]
     assert rates and max(rates) == pytest.approx(0.3)
     sum(f.float().mean() for f in backbone(torch.randn(1, 3, 64, 64))).backward()
     assert all(p.grad is None for p in backbone.model.stem.parameters())

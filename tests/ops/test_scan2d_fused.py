@@ -39,18 +39,20 @@ def _relative_error(out, ref):
     return ((out.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-12)).item()
 
 
-def check_fused_against_plain(strategy, device, dtype=torch.float32, **shape):
+def check_fused_against_plain(strategy, device, dtype=torch.float32, out_dtype=None, **shape):
     inputs = make_ss2d_inputs(strategy, **shape)
     x = inputs['x'].to(dtype)  # the reference sees the same rounded map, in fp32
     ref_inputs = {k: (x.float() if k == 'x' else v).clone().requires_grad_() for k, v in inputs.items()}
     dev_inputs = {k: (x if k == 'x' else v).to(device).detach().requires_grad_() for k, v in inputs.items()}
     if dtype != torch.float32:  # the projections of a low-precision map run under autocast, as in the models
         with torch.autocast(device, dtype=dtype):
-            out = selective_scan_2d(strategy=strategy, delta_softplus=True, backend='fused', **dev_inputs)
+            out = selective_scan_2d(strategy=strategy, delta_softplus=True, backend='fused', out_dtype=out_dtype,
+                                    **dev_inputs)
     else:
-        out = selective_scan_2d(strategy=strategy, delta_softplus=True, backend='fused', **dev_inputs)
+        out = selective_scan_2d(strategy=strategy, delta_softplus=True, backend='fused', out_dtype=out_dtype,
+                                **dev_inputs)
     ref = selective_scan_2d_naive(strategy=strategy, delta_softplus=True, scan_backend='naive', **ref_inputs)
-    assert out.shape == ref.shape and out.dtype == dtype
+    assert out.shape == ref.shape and out.dtype == (out_dtype or dtype)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     err = _relative_error(out.cpu(), ref.detach())
     assert err < tol, (strategy, 'out', err)
@@ -75,6 +77,10 @@ def test_plain_path_on_cpu_is_the_composition():
                           **dict(inputs, x_proj_weight=inputs['x_proj_weight'][:2]))
     with pytest.raises(ValueError, match='unknown backend'):
         selective_scan_2d(strategy='cross', backend='nope', **inputs)
+    wide = selective_scan_2d(strategy='cross', delta_softplus=True, backend='plain', out_dtype=torch.float64, **inputs)
+    assert wide.dtype == torch.float64 and torch.equal(wide, ref.double())
+    with pytest.raises(ValueError, match='out_dtype'):
+        selective_scan_2d(strategy='cross', backend='plain', out_dtype=torch.int32, **inputs)
 
 
 @pytest.mark.gpu
@@ -88,6 +94,12 @@ def test_plain_path_on_cpu_is_the_composition():
                                    dict(batch=2, dim=64, height=16, width=16, d_state=1)])
 def test_fused_matches_plain_on_gpu(strategy, dtype, shape):
     check_fused_against_plain(strategy, 'cuda', dtype, **shape)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_fused_hands_on_its_fp32_sum_on_gpu(dtype):
+    check_fused_against_plain('cross', 'cuda', dtype, out_dtype=torch.float32, batch=2, dim=24, height=13, width=11)
 
 
 @pytest.mark.gpu
@@ -131,8 +143,10 @@ _INTERPRETER_SCRIPT = textwrap.dedent('''
         check_fused_against_plain(strategy, 'cpu', **shape)
     # the fused table launches the shifted-input backward; the recomputing one through the tuning override
     import os
+    import torch
     os.environ['VMAMBA_ZOO_FUSED_BLOCKS'] = '16,16,4,16,4,1,0'
     check_fused_against_plain('cross', 'cpu', batch=1, dim=16, height=5, width=7, d_state=1)
+    check_fused_against_plain('cross', 'cpu', out_dtype=torch.float64, batch=1, dim=5, height=3, width=4, d_state=1)
     print('interpreter ok')
 ''')
 

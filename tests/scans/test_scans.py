@@ -515,3 +515,9 @@ def test_index_built_in_inference_mode_serves_autograd_later():
     x = torch.randn(1, 3, 5, 7, requires_grad=True)
     merge(scan(x, strategy), strategy, (5, 7)).sum().backward()
     torch.testing.assert_close(x.grad, torch.full_like(x, 4.0))
+
+
+def test_index_carries_an_int32_order_table():
+    index = get_scan('zigzag').index(5, 7)
+    assert index.orders_int32.dtype == torch.int32 and index.orders_int32.is_contiguous()
+    assert torch.equal(index.orders_int32.long(), index.orders)

@@ -4,6 +4,7 @@ from .norm import LayerNorm, LayerNorm2d
 from .stem import ConvStem, PatchEmbed, ResidualConvStem
 from .downsample import ConvDownsample, InvertedBottleneckDownsample, PatchMerging
 from .ss2d import SS2D, init_dt_projection, init_A_log, init_D
+from .drop import ResidualDropPath
 from .blocks import VSSBlock
 from .mamba import MambaMixer
 from .ffn import ConvFFN, LinearSqueezeExcite
@@ -12,7 +13,7 @@ from .backbone import HierarchicalBackbone, PlainBackbone, Stage, init_linear_tr
 
 __all__ = [
     'check_image_input', 'LayerNorm', 'LayerNorm2d', 'ConvStem', 'PatchEmbed', 'ResidualConvStem', 'ConvDownsample',
-    'InvertedBottleneckDownsample', 'PatchMerging', 'SS2D', 'VSSBlock', 'init_dt_projection', 'init_A_log',
+    'InvertedBottleneckDownsample', 'PatchMerging', 'SS2D', 'ResidualDropPath', 'VSSBlock', 'init_dt_projection', 'init_A_log',
     'init_D', 'MambaMixer', 'ConvFFN', 'LinearSqueezeExcite', 'Attention', 'HierarchicalBackbone', 'PlainBackbone', 'Stage',
     'init_linear_trunc_normal',
 ]

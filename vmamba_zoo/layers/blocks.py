@@ -3,9 +3,10 @@ from typing import Union
 
 import torch
 from torch import nn
-from timm.layers import DropPath, Mlp
+from timm.layers import Mlp
 
 from ..scans import ScanStrategy
+from .drop import ResidualDropPath
 from .norm import LayerNorm
 from .ss2d import SS2D
 
@@ -23,7 +24,7 @@ class VSSBlock(nn.Module):
         self.norm = LayerNorm(dim, eps=norm_eps)
         self.mixer = SS2D(dim, d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank, d_conv=d_conv,
                           conv_bias=conv_bias, gate=gate, scan=scan, norm_eps=norm_eps)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.drop_path = ResidualDropPath(drop_path)  # x + DropPath(branch) in one pass
         if mlp_ratio > 0:
             self.norm2 = LayerNorm(dim, eps=norm_eps)
             self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
@@ -31,7 +32,7 @@ class VSSBlock(nn.Module):
             self.norm2 = self.mlp = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.mixer(self.norm(x)))
+        x = self.drop_path.add(x, self.mixer(self.norm(x)))
         if self.mlp is not None:
-            x = x + self.drop_path(self.mlp(self.norm2(x)))
+            x = self.drop_path.add(x, self.mlp(self.norm2(x)))
         return x

@@ -111,8 +111,11 @@ class SS2D(nn.Module):
         2D-scan kernel (the K re-ordered copies are never written), elsewhere as the plain PyTorch composition
         (``vmamba_zoo.ops.scan2d``; the op picks, the layer never branches on the device).
         """
+        # out_dtype: the norm's parameter dtype, what autocast would feed its fp32 LayerNorm anyway; the fused
+        # path then hands on its fp32 sum of the K directions without a rounding and a cast pass each way
         y = selective_scan_2d(
             x, self.scan_strategy, self.x_proj_weight, self.dt_projs_weight, -torch.exp(self.A_logs.float()),
             D=self.Ds.float(), delta_bias=self.dt_projs_bias.reshape(-1).float(), delta_softplus=True,
+            out_dtype=self.out_norm.weight.dtype,
         )  # (B, D, H, W)
         return self.out_norm(y.permute(0, 2, 3, 1)).to(x.dtype)

@@ -7,7 +7,7 @@ caching) is derived here once, so every strategy is checked the same way and eve
 import inspect
 import operator
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Tuple, Type, Union
 
 import torch
@@ -28,6 +28,8 @@ class ScanIndex:
     padded:   some step reads the sentinel (``scan`` must append a zero slot to the map).
     complete: every direction reads every pixel (``merge`` needs no zero slot).
     identity: K == 1 and the single order is plain row-major (scan/merge are reshapes).
+    orders_int32: ``orders`` as contiguous int32, made once here (the GPU kernels read int32 positions: half the
+              bytes per step), so a kernel launch never converts the table again.
     """
     orders: torch.Tensor
     inverse: torch.Tensor
@@ -38,6 +40,12 @@ class ScanIndex:
     padded: bool
     complete: bool
     identity: bool
+    orders_int32: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if self.orders.numel() >= 2 ** 31:
+            raise ValueError(f'scan index: {self.orders.numel()} order entries do not fit int32 positions')
+        object.__setattr__(self, 'orders_int32', self.orders.to(torch.int32).contiguous())
 
     @property
     def num_directions(self) -> int:

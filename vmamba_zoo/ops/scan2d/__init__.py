@@ -1,7 +1,7 @@
 """The SS2D scan core: scan a map into K directions, project, selective-scan, merge back. One public function.
 
 ``selective_scan_2d(x, strategy, x_proj_weight, dt_projs_weight, A, D=None, delta_bias=None,
-delta_softplus=False, backend=None)`` -> (B, D, H, W)
+delta_softplus=False, backend=None, out_dtype=None)`` -> (B, D, H, W) in ``out_dtype`` (default: x's dtype)
 
 Paths: ``plain`` (``naive.py``: ``scan()`` -> projections -> ``selective_scan()`` -> ``merge()``, every device,
 and the path traced for FLOP counting), ``fused`` (``triton.py``: one Triton kernel per pass that reads the
@@ -47,9 +47,11 @@ def _automatic_backend(x: torch.Tensor, A: torch.Tensor, weights) -> str:
 def selective_scan_2d(x: torch.Tensor, strategy: Union[str, ScanStrategy], x_proj_weight: torch.Tensor,
                       dt_projs_weight: torch.Tensor, A: torch.Tensor, D: Optional[torch.Tensor] = None,
                       delta_bias: Optional[torch.Tensor] = None, delta_softplus: bool = False,
-                      backend: Optional[str] = None) -> torch.Tensor:
-    """x (B, D, H, W) -> merged scan output (B, D, H, W) in x's dtype; x_proj_weight (K, R + 2N, D),
-    dt_projs_weight (K, D, R), A (K*D, N), D and delta_bias (K*D,). See the module docstring for the paths."""
+                      backend: Optional[str] = None, out_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """x (B, D, H, W) -> merged scan output (B, D, H, W) in ``out_dtype`` (default: x's dtype); x_proj_weight
+    (K, R + 2N, D), dt_projs_weight (K, D, R), A (K*D, N), D and delta_bias (K*D,). See the module docstring for
+    the paths. ``out_dtype=torch.float32`` lets the fused path hand on its fp32 sum of the K directions unrounded
+    (what a LayerNorm after it wants); the other paths cast their result."""
     strategy = strategy if isinstance(strategy, ScanStrategy) else get_scan(strategy)
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -70,15 +72,19 @@ def selective_scan_2d(x: torch.Tensor, strategy: Union[str, ScanStrategy], x_pro
         name = _automatic_backend(x, A, (x_proj_weight, dt_projs_weight, D, delta_bias))
     if name == 'fused_cpu' and needs_autograd(x, x_proj_weight, dt_projs_weight, A, D, delta_bias):
         name = 'plain'  # the C++ kernel is forward-only; plain gives the same results with gradients
+    if out_dtype is not None and not (isinstance(out_dtype, torch.dtype) and out_dtype.is_floating_point):
+        raise ValueError(f'selective_scan_2d: out_dtype must be a floating torch.dtype, got {out_dtype!r}')
     if name == 'plain':
-        return selective_scan_2d_naive(x, strategy, x_proj_weight, dt_projs_weight, A, D=D,
-                                       delta_bias=delta_bias, delta_softplus=delta_softplus)
+        out = selective_scan_2d_naive(x, strategy, x_proj_weight, dt_projs_weight, A, D=D,
+                                      delta_bias=delta_bias, delta_softplus=delta_softplus)
+        return out if out_dtype is None else out.to(out_dtype)
     if name == 'fused':
         from .triton import selective_scan_2d_fused  # imported on first use: importing triton costs ~0.5 s
         return selective_scan_2d_fused(x, strategy, x_proj_weight, dt_projs_weight, A, D=D,
-                                       delta_bias=delta_bias, delta_softplus=delta_softplus)
+                                       delta_bias=delta_bias, delta_softplus=delta_softplus, out_dtype=out_dtype)
     if name == 'fused_cpu':
         from .cpu import selective_scan_2d_fused_cpu
-        return selective_scan_2d_fused_cpu(x, strategy, x_proj_weight, dt_projs_weight, A, D=D,
-                                           delta_bias=delta_bias, delta_softplus=delta_softplus)
+        out = selective_scan_2d_fused_cpu(x, strategy, x_proj_weight, dt_projs_weight, A, D=D,
+                                          delta_bias=delta_bias, delta_softplus=delta_softplus)
+        return out if out_dtype is None else out.to(out_dtype)
     raise ValueError(f"selective_scan_2d: unknown backend {name!r}; known: {', '.join(BACKENDS)}")

@@ -44,7 +44,8 @@ import triton.language as tl
 
 from .common import check_inputs
 
-__all__ = ['selective_scan_triton', 'selective_scan_fused_triton', 'triton_accepts']
+__all__ = ['selective_scan_triton', 'selective_scan_fused_triton', 'triton_accepts', 'fused_scan_forward',
+           'fused_scan_backward']
 
 _MAX_D_STATE = 256
 
@@ -502,8 +503,10 @@ class _Launch:
     def __init__(self, batch, channels, length, d_state, groups, orders, positions, dtype):
         self.batch, self.channels, self.length, self.d_state, self.groups = batch, channels, length, d_state, groups
         self.per_group = channels // groups
-        # int32 positions: half the bytes of the per-step order loads (tables have K * S < 2^31 entries)
-        self.orders = None if orders is None else orders.to(torch.int32).contiguous()
+        # int32 positions (``ScanIndex.orders_int32``): half the bytes of the per-step order loads
+        if orders is not None and (orders.dtype != torch.int32 or not orders.is_contiguous()):
+            raise ValueError('selective scan (fused): the order table must be contiguous int32 (ScanIndex.orders_int32)')
+        self.orders = orders
         self.positions = positions
         self.fused = orders is not None
         self.block_n, self.block_l, self.fwd_cfg, self.bwd_cfg, bc_row, self.shifted_scan = _launch_config(
@@ -625,22 +628,53 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     return (out, last_state) if return_last_state else out
 
 
+def _shared_strides(t):
+    """(batch, direction, channel, position) strides of a (batch, D, positions) tensor read by all K directions."""
+    return t.stride(0), 0, t.stride(1), t.stride(2)
+
+
+def fused_scan_forward(xf, delta, A32, B, C, D, delta_bias, softplus, orders):
+    """Forward kernel of the fused 2D scan, the part both fused autograd paths share (no autograd here).
+
+    xf: (batch, dim, H*W) map view shared by the K directions; delta (batch, K, dim, H*W), B / C (batch, K, N,
+    H*W), any strides; A32 (K*dim, N) fp32 contiguous; orders: the strategy's contiguous int32 (K, S) table.
+    Returns (out, launch, chunk_states): out the fp32 sum of the K directions, (batch, H*W, dim) channels-last.
+    """
+    batch, dim, HW = xf.shape
+    K, S = orders.shape
+    launch = _Launch(batch, K * dim, S, A32.shape[1], K, orders, HW, xf.dtype)
+    out = torch.zeros((batch, HW, dim), device=xf.device, dtype=torch.float32)
+    chunk_states, _ = launch.forward(
+        xf, _shared_strides(xf), delta, _strides_kd(delta), A32, B, C, D, None, None, delta_bias, softplus,
+        out, (HW * dim, 0, 1, dim))
+    return out, launch, chunk_states
+
+
+def fused_scan_backward(launch, xf, delta, A32, B, C, D, delta_bias, softplus, chunk_states, dyf, complete):
+    """Backward kernel of the fused 2D scan for ``fused_scan_forward``'s inputs; dyf: (batch, dim, H*W) gradient
+    of the merged output (any strides, any float dtype).
+
+    Returns dx (batch, H*W, dim) fp32, ddelta (delta's dtype and strides), dA (K*dim, N), dB / dC (batch, K, N,
+    H*W), dD and dbias (K*dim,) or None: all but dx and ddelta fp32.
+    """
+    batch, dim, HW = xf.shape
+    dx = torch.zeros((batch, HW, dim), device=xf.device, dtype=torch.float32)
+    # every direction writes each pixel it reads once; pixels a direction never reads keep a zero gradient
+    ddelta = torch.empty_like(delta) if complete else torch.zeros_like(delta)
+    dA, dB, dC, dD, dbias = launch.backward(
+        xf, _shared_strides(xf), delta, _strides_kd(delta), A32, B, C, D, None, None, delta_bias, softplus,
+        chunk_states, dyf, _shared_strides(dyf), dx, (HW * dim, 0, 1, dim), ddelta, _strides_kd(ddelta), None)
+    return dx, ddelta, dA, dB, dC, dD, dbias
+
+
 class _SelectiveScanFusedTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, delta, A, B, C, D, delta_bias, delta_softplus, orders, complete):
         batch, dim, H, W = x.shape
-        K, S = orders.shape
-        HW = H * W
-        d_state = A.shape[1]
-        xf = x.reshape(batch, dim, HW)  # a view for contiguous and channels-last maps alike
+        xf = x.reshape(batch, dim, H * W)  # a view for contiguous and channels-last maps alike
         A32 = A.float().contiguous()
-        launch = _Launch(batch, K * dim, S, d_state, K, orders, HW, x.dtype)
-        # fp32 accumulator for the K directions, channels-last (pixel rows of D contiguous channels)
-        out = torch.zeros((batch, HW, dim), device=x.device, dtype=torch.float32)
-        shared = lambda t: (t.stride(0), 0, t.stride(1), t.stride(2))  # noqa: E731  one map for all K
-        chunk_states, _ = launch.forward(
-            xf, shared(xf), delta, _strides_kd(delta), A32, B, C, D, None, None, delta_bias, bool(delta_softplus),
-            out, (HW * dim, 0, 1, dim))
+        out, launch, chunk_states = fused_scan_forward(xf, delta, A32, B, C, D, delta_bias, bool(delta_softplus),
+                                                       orders)
         ctx.save_for_backward(xf, delta, A32, B, C, D, delta_bias, chunk_states)
         ctx.meta = (launch, bool(delta_softplus), A.dtype, complete, x.shape, x.dtype)
         return out.view(batch, H, W, dim).permute(0, 3, 1, 2).to(x.dtype)
@@ -650,15 +684,9 @@ class _SelectiveScanFusedTriton(torch.autograd.Function):
         xf, delta, A32, B, C, D, delta_bias, chunk_states = ctx.saved_tensors
         launch, softplus, A_dtype, complete, x_shape, x_dtype = ctx.meta
         batch, dim, H, W = x_shape
-        HW = H * W
-        dyf = dy.reshape(batch, dim, HW)
-        dx = torch.zeros((batch, HW, dim), device=xf.device, dtype=torch.float32)
-        # every direction writes each pixel it reads once; pixels a direction never reads keep a zero gradient
-        ddelta = torch.empty_like(delta) if complete else torch.zeros_like(delta)
-        shared = lambda t: (t.stride(0), 0, t.stride(1), t.stride(2))  # noqa: E731
-        dA, dB, dC, dD, dbias = launch.backward(
-            xf, shared(xf), delta, _strides_kd(delta), A32, B, C, D, None, None, delta_bias, softplus,
-            chunk_states, dyf, shared(dyf), dx, (HW * dim, 0, 1, dim), ddelta, _strides_kd(ddelta), None)
+        dx, ddelta, dA, dB, dC, dD, dbias = fused_scan_backward(
+            launch, xf, delta, A32, B, C, D, delta_bias, softplus, chunk_states, dy.reshape(batch, dim, H * W),
+            complete)
         dx = dx.view(batch, H, W, dim).permute(0, 3, 1, 2).to(x_dtype)
         return (dx, ddelta, dA.to(A_dtype), dB.to(B.dtype), dC.to(C.dtype),
                 None if dD is None else dD.to(D.dtype), None if dbias is None else dbias.to(delta_bias.dtype),
@@ -679,7 +707,7 @@ def selective_scan_fused_triton(x, delta, A, B, C, index, D=None, delta_bias=Non
     strides); A: (K*D, N); D, delta_bias: (K*D,); index: the strategy's ``ScanIndex`` on x's device.
     Returns (B, D, H, W) in x's dtype (summed over the K directions in fp32).
     """
-    return _SelectiveScanFusedTriton.apply(x, delta, A, B, C, D, delta_bias, delta_softplus, index.orders,
+    return _SelectiveScanFusedTriton.apply(x, delta, A, B, C, D, delta_bias, delta_softplus, index.orders_int32,
                                            index.complete)
 
 
