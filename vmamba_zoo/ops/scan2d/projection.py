@@ -9,7 +9,7 @@ single autograd node, which runs them itself in both directions (fewer, larger h
 import torch
 import torch.nn.functional as F
 
-__all__ = ['project_pixels', 'pad_projection_weights', 'project_rows', 'project_rows_backward']
+__all__ = ['project_pixels', 'pad_projection_weights', 'project_rows', 'project_rows_backward', 'scan_operands']
 
 
 def _round_up(n: int, multiple: int = 8) -> int:
@@ -73,18 +73,23 @@ def project_rows_backward(rows, w_proj, w_dt, x_dbl, ddts, dB, dC, R: int, P: in
     return d_rows, d_w_proj, d_w_dt
 
 
+def scan_operands(x_dbl: torch.Tensor, dts: torch.Tensor, batch: int, R: int, P: int, d_state: int):
+    """The fused kernel's operands as strided views of ``project_rows``' outputs: delta (B, K, D, HW) (D contiguous
+    per pixel) and B, C (B, K, N, HW) (column blocks R:R+N and R+N:P of x_dbl)."""
+    K, n_rows, dim = dts.shape
+    HW = n_rows // batch
+    delta = dts.view(K, batch, HW, dim).permute(1, 0, 3, 2)
+    per_pixel = x_dbl.view(batch, HW, K, x_dbl.shape[2])
+    Bs = per_pixel[..., R:R + d_state].permute(0, 2, 3, 1)
+    Cs = per_pixel[..., R + d_state:P].permute(0, 2, 3, 1)
+    return delta, Bs, Cs
+
+
 def project_pixels(x: torch.Tensor, x_proj_weight: torch.Tensor, dt_projs_weight: torch.Tensor, d_state: int):
     """Per-direction x_proj and dt_proj on the map in pixel order: x (B, D, H, W) -> delta (B, K, D, H*W),
     B and C (B, K, N, H*W), as strided views (delta: D contiguous per pixel; B/C: views of the x_proj output)."""
     B, dim, H, W = x.shape
-    HW = H * W
-    K, P, _ = x_proj_weight.shape
-    R = dt_projs_weight.shape[2]
     w_proj, w_dt = pad_projection_weights(x_proj_weight, dt_projs_weight)
     # (B*HW, D) rows: a view when x is channels-last (SS2D's conv output of an NHWC map is)
-    x_dbl, dts = project_rows(x.permute(0, 2, 3, 1).reshape(B * HW, dim), w_proj, w_dt)
-    dts = dts.view(K, B, HW, dim).permute(1, 0, 3, 2)  # (B, K, D, HW)
-    x_dbl = x_dbl.view(B, HW, K, w_proj.shape[1])
-    Bs = x_dbl[..., R:R + d_state].permute(0, 2, 3, 1)  # (B, K, N, HW)
-    Cs = x_dbl[..., R + d_state:P].permute(0, 2, 3, 1)
-    return dts, Bs, Cs
+    x_dbl, dts = project_rows(x.permute(0, 2, 3, 1).reshape(B * H * W, dim), w_proj, w_dt)
+    return scan_operands(x_dbl, dts, B, dt_projs_weight.shape[2], x_proj_weight.shape[1], d_state)

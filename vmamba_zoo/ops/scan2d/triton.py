@@ -17,7 +17,7 @@ import torch
 
 from ...scans import ScanStrategy, get_scan
 from ..selective_scan.triton import fused_scan_backward, fused_scan_forward
-from .projection import pad_projection_weights, project_pixels, project_rows, project_rows_backward
+from .projection import pad_projection_weights, project_pixels, project_rows, project_rows_backward, scan_operands
 
 __all__ = ['selective_scan_2d_fused', 'project_pixels']
 
@@ -37,7 +37,7 @@ class _SS2DCoreFusedTriton(torch.autograd.Function):
                 out_dtype):
         batch, dim, H, W = x.shape
         HW = H * W
-        K, P, _ = x_proj_weight.shape
+        P = x_proj_weight.shape[1]
         R, d_state = dt_projs_weight.shape[2], A.shape[1]
         dtype = _compute_dtype(x)
         with torch.autocast(x.device.type, enabled=False):  # every cast is explicit below
@@ -45,10 +45,7 @@ class _SS2DCoreFusedTriton(torch.autograd.Function):
             # (B*HW, D) pixel rows: a view of a channels-last map (SS2D's conv output of an NHWC map is one)
             rows = x.permute(0, 2, 3, 1).reshape(batch * HW, dim).to(dtype)
             x_dbl, dts = project_rows(rows, w_proj, w_dt)
-            delta = dts.view(K, batch, HW, dim).permute(1, 0, 3, 2)  # (B, K, D, HW), D contiguous per pixel
-            per_pixel = x_dbl.view(batch, HW, K, w_proj.shape[1])
-            Bs = per_pixel[..., R:R + d_state].permute(0, 2, 3, 1)  # (B, K, N, HW)
-            Cs = per_pixel[..., R + d_state:P].permute(0, 2, 3, 1)
+            delta, Bs, Cs = scan_operands(x_dbl, dts, batch, R, P, d_state)
             xf = x.reshape(batch, dim, HW)  # the map the kernel gathers from: a view, channels-last or not
             A32 = A.float().contiguous()
             out, launch, chunk_states = fused_scan_forward(xf, delta, A32, Bs, Cs, D, delta_bias,
@@ -64,11 +61,8 @@ class _SS2DCoreFusedTriton(torch.autograd.Function):
         launch, softplus, complete, x_shape, x_dtype, R, P, d_state, A_dtype, wp_dtype, wdt_dtype = ctx.meta
         batch, dim, H, W = x_shape
         HW = H * W
-        K, P_pad, _ = w_proj.shape
-        delta = dts.view(K, batch, HW, dim).permute(1, 0, 3, 2)
-        per_pixel = x_dbl.view(batch, HW, K, P_pad)
-        Bs = per_pixel[..., R:R + d_state].permute(0, 2, 3, 1)
-        Cs = per_pixel[..., R + d_state:P].permute(0, 2, 3, 1)
+        K = w_proj.shape[0]
+        delta, Bs, Cs = scan_operands(x_dbl, dts, batch, R, P, d_state)
         dx, ddelta, dA, dB, dC, dD, dbias = fused_scan_backward(
             launch, xf, delta, A32, Bs, Cs, D, delta_bias, softplus, chunk_states, dy.reshape(batch, dim, HW),
             complete)
