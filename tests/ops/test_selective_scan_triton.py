@@ -118,6 +118,10 @@ _INTERPRETER_SCRIPT = textwrap.dedent('''
         _check_against_naive(case, torch.float32, 'cpu')
     # fp32 longer than 256 steps: the shifted-input backward (the cases above run the recomputing one)
     _check_against_naive((1, 1, 2, 1, 300, True, True), torch.float32, 'cpu')
+    # tail chunks (``_tail_length``): one step after a whole 32-step chunk, and a 2-step scan that is all tail
+    # (68 above: 4 steps after a 64-step chunk; 37, 150 and 300 keep a masked last chunk)
+    _check_against_naive((1, 2, 2, 1, 33, True, True), torch.float32, 'cpu')
+    _check_against_naive((1, 2, 2, 1, 2, True, False), torch.float32, 'cpu')
     print('interpreter ok')
 ''')
 
@@ -140,18 +144,23 @@ def test_launch_follows_the_measured_tables(monkeypatch):
     """Plain scans at d_state 1 launch from the measured per-dtype table (the shifted-input backward only for fp32
     sequences longer than 256 steps), larger states from the rule (same form choice); the fused table and the
     tuning overrides name the form in their last field (default shifted)."""
-    from vmamba_zoo.ops.selective_scan.triton import _FUSED_TABLE, _PLAIN_TABLES, _launch_config, _parse_blocks
+    from vmamba_zoo.ops.selective_scan.triton import (_FUSED_TABLE, _PLAIN_TABLES, _launch_config, _parse_blocks,
+                                                      _tail_length)
     monkeypatch.delenv('VMAMBA_ZOO_TRITON_BLOCKS', raising=False)
     monkeypatch.delenv('VMAMBA_ZOO_FUSED_BLOCKS', raising=False)
     for d_state in (1, 16):
         assert _launch_config(d_state, 3136, dtype=torch.float32)[-1] is True
         assert _launch_config(d_state, 196, dtype=torch.float32)[-1] is False
         assert _launch_config(d_state, 3136, dtype=torch.bfloat16)[-1] is False
-    # the table's rows are what runs 16-17 measured (model_cards/gpu_kernels.md); the rule stays for N = 16
-    assert _launch_config(1, 196, dtype=torch.float32)[1:4] == (64, (16, 4), (8, 2))
+    # the table's rows are what runs 16-17 and 21 measured (model_cards/gpu_kernels.md); the rule stays for N = 16
+    assert _launch_config(1, 196, dtype=torch.float32)[1:4] == (32, (32, 4), (8, 2))
     assert _launch_config(1, 3136, dtype=torch.bfloat16)[1:4] == (64, (32, 8), (8, 2))
     assert _launch_config(1, 784, dtype=torch.float16) == _launch_config(1, 784, dtype=torch.bfloat16)
     assert _launch_config(16, 196, dtype=torch.float32)[1:4] == (32, (4, 4), (2, 4))
+    # the steps after the last whole chunk run in a tile of the next power of two (none when L divides), only
+    # when they are at most an eighth of a chunk (a masked whole chunk otherwise)
+    assert [_tail_length(length, 64) for length in (3136, 784, 196, 49, 65, 72, 73)] == [0, 0, 4, 0, 1, 8, 0]
+    assert [_tail_length(length, 32) for length in (196, 33, 37)] == [4, 1, 0]
     for rows in (_FUSED_TABLE, *_PLAIN_TABLES.values()):
         bounds = [row[0] for row in rows]
         assert bounds == sorted(bounds) and bounds[-1] == float('inf')

@@ -45,9 +45,9 @@ def project_rows(rows: torch.Tensor, w_proj: torch.Tensor, w_dt: torch.Tensor):
     return x_dbl, dts
 
 
-def project_rows_backward(rows, w_proj, w_dt, x_dbl, ddts, dB, dC, R: int, P: int):
-    """Gradients of ``project_rows`` given ddts (K, B*HW, D) and the gradients dB, dC (B, K, N, HW) of the B and C
-    column blocks of x_dbl (any float dtype).
+def project_rows_backward(rows, w_proj, w_dt, x_dbl, ddts, dBC, R: int, P: int):
+    """Gradients of ``project_rows`` given ddts (K, B*HW, D) and the gradients dBC (2, B, K, N, HW: dB and dC
+    stacked, as the fused kernel's reduction returns them) of the B and C column blocks of x_dbl (any float dtype).
 
     Returns (d_rows (B*HW, D), d_w_proj (K, P, D), d_w_dt (K, D, R)) in the dtype of rows / the weights (the
     padding's rows and columns dropped: their weights are constants).
@@ -55,15 +55,15 @@ def project_rows_backward(rows, w_proj, w_dt, x_dbl, ddts, dB, dC, R: int, P: in
     K, P_pad, dim = w_proj.shape
     R_pad = w_dt.shape[2]
     n_rows = rows.shape[0]
-    batch, _, d_state, HW = dB.shape
+    _, batch, _, d_state, HW = dBC.shape
     d_x_dbl = torch.empty_like(x_dbl)  # (B*HW, K, P_pad)
     # dt path: columns >= R meet zero-padded dt weights, so only the first R columns get its gradient; the B and
     # C columns get theirs from the scan, the padding columns a zero (they meet zero x_proj rows below, and an
     # uninitialised NaN there would survive the multiplication)
     d_x_dbl[..., :R].copy_(torch.bmm(ddts, w_dt).permute(1, 0, 2)[..., :R])
+    # columns R:R+N take dB, R+N:P dC: one copy of the stacked pair, (2, B, K, N, HW) -> (B, HW, K, 2, N)
     per_pixel = d_x_dbl.view(batch, HW, K, P_pad)
-    per_pixel[..., R:R + d_state].copy_(dB.permute(0, 3, 1, 2))
-    per_pixel[..., R + d_state:P].copy_(dC.permute(0, 3, 1, 2))
+    per_pixel[..., R:P].view(batch, HW, K, 2, d_state).copy_(dBC.permute(1, 4, 2, 0, 3))
     if P_pad > P:
         d_x_dbl[..., P:].zero_()
     flat = d_x_dbl.view(n_rows, K * P_pad)

@@ -63,12 +63,12 @@ class _SS2DCoreFusedTriton(torch.autograd.Function):
         HW = H * W
         K = w_proj.shape[0]
         delta, Bs, Cs = scan_operands(x_dbl, dts, batch, R, P, d_state)
-        dx, ddelta, dA, dB, dC, dD, dbias = fused_scan_backward(
+        dx, ddelta, dA, dBC, dD, dbias = fused_scan_backward(
             launch, xf, delta, A32, Bs, Cs, D, delta_bias, softplus, chunk_states, dy.reshape(batch, dim, HW),
             complete)
         # ddelta keeps delta's strides (empty_like / zeros_like of a dense permutation): (K, B, HW, D) in memory
         ddts = ddelta.permute(1, 0, 3, 2).reshape(K, batch * HW, dim)
-        d_rows, d_w_proj, d_w_dt = project_rows_backward(rows, w_proj, w_dt, x_dbl, ddts, dB, dC, R, P)
+        d_rows, d_w_proj, d_w_dt = project_rows_backward(rows, w_proj, w_dt, x_dbl, ddts, dBC, R, P)
         dx = dx.view(batch * HW, dim).add_(d_rows)  # the scan's and the projections' paths, summed in fp32
         dx = dx.view(batch, H, W, dim).permute(0, 3, 1, 2).to(x_dtype)
         return (dx, d_w_proj.to(wp_dtype), d_w_dt.to(wdt_dtype),

@@ -2,7 +2,8 @@
 the fused 2D-scan variant of the same kernels.
 
 Layout of the work: one program per (batch, block of ``BLOCK_D`` channels); it walks the sequence in chunks of
-``BLOCK_L`` steps. Inside a chunk the recurrence ``h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t`` is an associative
+``BLOCK_L`` steps (``_fwd_chunk`` / ``_bwd_chunk``; a short remainder runs as a tail chunk in a smaller tile, see
+``_tail_length``). Inside a chunk the recurrence ``h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t`` is an associative
 scan over (decay, input) pairs on a (BLOCK_D, N, BLOCK_L) register tile, so no step is sequential except the
 carry between chunks. Per-(channel, step) values (u, delta, dt, dout, y, du, ...) are (BLOCK_D, 1, BLOCK_L)
 tiles and reductions over N keep that axis, so they meet the state tiles without layout conversions (with their
@@ -142,6 +143,49 @@ def _ddelta_of(ddt, delta, bias, SOFTPLUS: tl.constexpr):
 
 
 @triton.jit
+def _fwd_chunk(
+    chunk, h, u_row, d_row, z_row, o_row, b_row, c_row, out_ptr, chunk_state_ptr, orders_ptr,
+    A, bias, Dv, state_rows, order_rows, offs_n, mask_d, mask_n, L, N, HW, s_ul, s_dl, s_bl, s_cl, s_zl, s_ol,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, BLOCK_L: tl.constexpr,
+    CHUNK_L: tl.constexpr, FUSED: tl.constexpr, ONE_GROUP: tl.constexpr, BC_ROW: tl.constexpr,
+):
+    """One chunk of the forward: steps chunk * BLOCK_L ... + CHUNK_L - 1 (CHUNK_L = BLOCK_L, or the tail chunk's
+    own smaller size), entered with state h; returns the state after its last step."""
+    offs_l = tl.arange(0, CHUNK_L)
+    # the state entering this chunk, for the backward's recomputation
+    tl.store(chunk_state_ptr + (state_rows + chunk)[:, None] * N + offs_n[None, :], h,
+             mask=mask_d[:, None] & mask_n[None, :])
+    l_idx = chunk * BLOCK_L + offs_l
+    mask_l = l_idx < L
+    pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, None, :], l_idx[None, None, :], mask_l, mask_d,
+                          HW, FUSED, ONE_GROUP)
+    u = tl.load(u_row + pos * s_ul, mask=io2, other=0.0).to(tl.float32)
+    delta = tl.load(d_row + pos * s_dl, mask=io2, other=0.0).to(tl.float32)
+    dt = _dt_of(delta, bias[:, None, None], SOFTPLUS)
+    m3 = mask_d[:, None, None] & mask_n[None, :, None] & mask_l[None, None, :]
+    Bt = _load_bc(b_row, pos, io2, mask_n, s_bl, HW, BC_ROW)
+    Ct = _load_bc(c_row, pos, io2, mask_n, s_cl, HW, BC_ROW)
+    # steps past L: decay 1, input 0, so the chunk's last column carries the last real state
+    dA = tl.where(m3, tl.exp(dt * A[:, :, None]), 1.0)
+    dBu = (dt * u) * Bt
+    cum_a, hs = tl.associative_scan((dA, dBu), axis=2, combine_fn=_combine)
+    # h == 0 (first chunk) must not meet an overflowed decay product: inf * 0 would be nan
+    states = hs + tl.where(h[:, :, None] != 0.0, cum_a * h[:, :, None], 0.0)
+    y = tl.sum(states * Ct, axis=1, keep_dims=True)
+    if HAS_D:
+        y += Dv[:, None, None] * u
+    if HAS_Z:
+        z = tl.load(z_row + pos * s_zl, mask=io2, other=0.0).to(tl.float32)
+        y = y * (z / (1.0 + tl.exp(-z)))
+    if FUSED:
+        # merge on store: the K directions add into one fp32 map (B, D, H, W) at the pixels they read
+        tl.atomic_add(o_row + pos * s_ol, y, mask=io2, sem='relaxed')
+    else:
+        tl.store(o_row + pos * s_ol, y.to(out_ptr.dtype.element_ty), mask=io2)
+    return tl.sum(tl.where(offs_l[None, None, :] == CHUNK_L - 1, states, 0.0), axis=2)
+
+
+@triton.jit
 def _fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, chunk_state_ptr, last_state_ptr,
     orders_ptr,
@@ -149,14 +193,13 @@ def _fwd_kernel(
     s_ub, s_uk, s_ud, s_ul, s_db, s_dk, s_dd, s_dl, s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl,
     s_zb, s_zk, s_zd, s_zl, s_ob, s_ok, s_od, s_ol,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, ALIGNED: tl.constexpr,
-    FUSED: tl.constexpr, ONE_GROUP: tl.constexpr, BC_ROW: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, TAIL_L: tl.constexpr,
+    ALIGNED: tl.constexpr, FUSED: tl.constexpr, ONE_GROUP: tl.constexpr, BC_ROW: tl.constexpr,
 ):
     pid_b = tl.program_id(0)
     pid_d = tl.program_id(1)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
-    offs_l = tl.arange(0, BLOCK_L)
     mask_d = offs_d < KD
     mask_n = offs_n < N
     group = offs_d // per_group
@@ -179,59 +222,168 @@ def _fwd_kernel(
     o_row = out_ptr + _rows(pid_b * s_ob, group, channel, s_ok, s_od, ALIGNED)[:, None, None]
     b_row = _bc_rows(B_ptr, s_bb, s_bg, s_bn, pid_b, group, pid_d * BLOCK_D // per_group, offs_n, BC_ROW)
     c_row = _bc_rows(C_ptr, s_cb, s_cg, s_cn, pid_b, group, pid_d * BLOCK_D // per_group, offs_n, BC_ROW)
-    for chunk in range(0, n_chunks):
-        # the state entering this chunk, for the backward's recomputation
-        tl.store(chunk_state_ptr + (state_rows + chunk)[:, None] * N + offs_n[None, :], h,
-                 mask=mask_d[:, None] & mask_n[None, :])
-        l_idx = chunk * BLOCK_L + offs_l
-        mask_l = l_idx < L
-        pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, None, :], l_idx[None, None, :], mask_l, mask_d,
-                              HW, FUSED, ONE_GROUP)
-        u = tl.load(u_row + pos * s_ul, mask=io2, other=0.0).to(tl.float32)
-        delta = tl.load(d_row + pos * s_dl, mask=io2, other=0.0).to(tl.float32)
-        dt = _dt_of(delta, bias[:, None, None], SOFTPLUS)
-        m3 = mask_d[:, None, None] & mask_n[None, :, None] & mask_l[None, None, :]
-        Bt = _load_bc(b_row, pos, io2, mask_n, s_bl, HW, BC_ROW)
-        Ct = _load_bc(c_row, pos, io2, mask_n, s_cl, HW, BC_ROW)
-        # steps past L: decay 1, input 0, so the chunk's last column carries the last real state
-        dA = tl.where(m3, tl.exp(dt * A[:, :, None]), 1.0)
-        dBu = (dt * u) * Bt
-        cum_a, hs = tl.associative_scan((dA, dBu), axis=2, combine_fn=_combine)
-        # h == 0 (first chunk) must not meet an overflowed decay product: inf * 0 would be nan
-        states = hs + tl.where(h[:, :, None] != 0.0, cum_a * h[:, :, None], 0.0)
-        y = tl.sum(states * Ct, axis=1, keep_dims=True)
-        if HAS_D:
-            y += Dv[:, None, None] * u
-        if HAS_Z:
-            z = tl.load(z_row + pos * s_zl, mask=io2, other=0.0).to(tl.float32)
-            y = y * (z / (1.0 + tl.exp(-z)))
-        if FUSED:
-            # merge on store: the K directions add into one fp32 map (B, D, H, W) at the pixels they read
-            tl.atomic_add(o_row + pos * s_ol, y, mask=io2, sem='relaxed')
-        else:
-            tl.store(o_row + pos * s_ol, y.to(out_ptr.dtype.element_ty), mask=io2)
-        h = tl.sum(tl.where(offs_l[None, None, :] == BLOCK_L - 1, states, 0.0), axis=2)
+    # the whole chunks, then (TAIL_L > 0) the last L % BLOCK_L steps in a tile of their own size; without a tail
+    # the last chunk may be partial (masked)
+    n_full = L // BLOCK_L if TAIL_L > 0 else n_chunks
+    for chunk in range(0, n_full):
+        h = _fwd_chunk(chunk, h, u_row, d_row, z_row, o_row, b_row, c_row, out_ptr, chunk_state_ptr, orders_ptr,
+                       A, bias, Dv, state_rows, order_rows, offs_n, mask_d, mask_n, L, N, HW,
+                       s_ul, s_dl, s_bl, s_cl, s_zl, s_ol, HAS_D, HAS_Z, SOFTPLUS, BLOCK_L, BLOCK_L, FUSED,
+                       ONE_GROUP, BC_ROW)
+    if TAIL_L > 0:
+        h = _fwd_chunk(n_full, h, u_row, d_row, z_row, o_row, b_row, c_row, out_ptr, chunk_state_ptr, orders_ptr,
+                       A, bias, Dv, state_rows, order_rows, offs_n, mask_d, mask_n, L, N, HW,
+                       s_ul, s_dl, s_bl, s_cl, s_zl, s_ol, HAS_D, HAS_Z, SOFTPLUS, BLOCK_L, TAIL_L, FUSED,
+                       ONE_GROUP, BC_ROW)
     tl.store(last_state_ptr + (pid_b * KD + offs_d)[:, None] * N + offs_n[None, :], h,
              mask=mask_d[:, None] & mask_n[None, :])
 
 
 @triton.jit
+def _bwd_chunk(
+    chunk, g_next, dA_acc, dD_acc, dbias_acc,
+    u_row, d_row, z_row, dz_row, g_row, du_row, dd_row, b_row, c_row, dz_ptr, du_ptr, ddelta_ptr, dB_ptr, dC_ptr,
+    chunk_state_ptr, orders_ptr, A, bias, Dv, state_rows, order_rows, block_group, group, offs_n, mask_d, mask_n,
+    mask_dn, pid_b, pid_d, L, N, HW, n_groups, n_dblocks, s_ul, s_dl, s_bl, s_cl, s_zl, s_gl, s_dul, s_ddl,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, BLOCK_L: tl.constexpr,
+    CHUNK_L: tl.constexpr, ONE_GROUP: tl.constexpr, FUSED: tl.constexpr, BC_ROW: tl.constexpr,
+    SHIFTED_SCAN: tl.constexpr,
+):
+    """One chunk of the backward: steps chunk * BLOCK_L ... + CHUNK_L - 1 (CHUNK_L = BLOCK_L, or the tail chunk's
+    own smaller size), entered with the adjoint at the next chunk's first step; returns it for this chunk's first
+    step and the updated per-channel sums."""
+    offs_l = tl.arange(0, CHUNK_L)
+    l_idx = chunk * BLOCK_L + offs_l
+    mask_l = l_idx < L
+    m2 = mask_d[:, None, None] & mask_l[None, None, :]
+    m3 = mask_d[:, None, None] & mask_n[None, :, None] & mask_l[None, None, :]
+    pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, None, :], l_idx[None, None, :], mask_l, mask_d,
+                          HW, FUSED, ONE_GROUP)
+    io3 = io2 & mask_n[None, :, None]
+
+    u = tl.load(u_row + pos * s_ul, mask=io2, other=0.0).to(tl.float32)
+    delta = tl.load(d_row + pos * s_dl, mask=io2, other=0.0).to(tl.float32)
+    dt = _dt_of(delta, bias[:, None, None], SOFTPLUS)
+    Bt = _load_bc(b_row, pos, io2, mask_n, s_bl, HW, BC_ROW)
+    Ct = _load_bc(c_row, pos, io2, mask_n, s_cl, HW, BC_ROW)
+    dA = tl.where(m3, tl.exp(dt * A[:, :, None]), 1.0)
+    dBu = (dt * u) * Bt
+
+    h0 = tl.load(chunk_state_ptr + (state_rows + chunk)[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0)
+    if SHIFTED_SCAN:
+        # e_t = h_{t-1}: a scan of the step-(t-1) pairs (loaded again, shifted by one step); slot 0 holds
+        # (0, chunk start state)
+        lp = l_idx - 1
+        mp3 = mask_d[:, None, None] & mask_n[None, :, None] & (mask_l & (offs_l > 0))[None, None, :]
+        pos_p, iop2 = _positions(orders_ptr, order_rows + lp[None, None, :], lp[None, None, :],
+                                 mask_l & (offs_l > 0), mask_d, HW, FUSED, ONE_GROUP)
+        u_p = tl.load(u_row + pos_p * s_ul, mask=iop2, other=0.0).to(tl.float32)
+        dt_p = _dt_of(tl.load(d_row + pos_p * s_dl, mask=iop2, other=0.0).to(tl.float32), bias[:, None, None],
+                      SOFTPLUS)
+        B_p = _load_bc(b_row, pos_p, iop2, mask_n, s_bl, HW, BC_ROW)
+        first = offs_l[None, None, :] == 0
+        a_p = tl.where(first, 0.0, tl.where(mp3, tl.exp(dt_p * A[:, :, None]), 1.0))
+        b_p = tl.where(first, h0[:, :, None], (dt_p * u_p) * B_p)
+        _, e = tl.associative_scan((a_p, b_p), axis=2, combine_fn=_combine)
+        decayed = dA * e
+        states = decayed + dBu
+    else:
+        # the chunk's states again, by the forward's own scan from the saved chunk state; then
+        # exp(dt_t A) h_{t-1} = h_t - dt_t B_t u_t without a second scan (the identity mamba_ssm's backward
+        # uses, csrc/selective_scan/selective_scan_bwd_kernel.cuh). The very first step has no previous
+        # state: 0 exactly, where the subtraction (contracted into an FMA by the compiler) would leave dBu's
+        # rounding error (~1e-8) in dA, whose exact value at L = 1 is 0
+        cum_a, hs = tl.associative_scan((dA, dBu), axis=2, combine_fn=_combine)
+        states = hs + tl.where(h0[:, :, None] != 0.0, cum_a * h0[:, :, None], 0.0)
+        decayed = tl.where((chunk == 0) & (offs_l == 0)[None, None, :], 0.0, states - dBu)
+
+    # fused: the merged map's gradient, read at the pixel each direction wrote (gather on load)
+    dout = tl.load(g_row + pos * s_gl, mask=io2, other=0.0).to(tl.float32)
+    y = tl.sum(states * Ct, axis=1, keep_dims=True)
+    if HAS_D:
+        y += Dv[:, None, None] * u
+    if HAS_Z:
+        z = tl.load(z_row + pos * s_zl, mask=io2, other=0.0).to(tl.float32)
+        sig = 1.0 / (1.0 + tl.exp(-z))
+        dz = dout * y * sig * (1.0 + z * (1.0 - sig))
+        tl.store(dz_row + pos * s_zl, dz.to(dz_ptr.dtype.element_ty), mask=io2)
+        dy = dout * z * sig
+    else:
+        dy = dout
+
+    # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}; pairs (a_{t+1}, C_t dy_t) scanned in reverse
+    ln = l_idx + 1
+    mn3 = mask_d[:, None, None] & mask_n[None, :, None] & (ln < L)[None, None, :]
+    pos_n, ion2 = _positions(orders_ptr, order_rows + ln[None, None, :], ln[None, None, :], ln < L, mask_d, HW,
+                             FUSED, ONE_GROUP)
+    dt_n = _dt_of(tl.load(d_row + pos_n * s_dl, mask=ion2, other=0.0).to(tl.float32), bias[:, None, None],
+                  SOFTPLUS)
+    a_n = tl.where(mn3, tl.exp(dt_n * A[:, :, None]), 0.0)
+    c_dy = Ct * dy
+    # with reverse=True Triton combines (accumulated suffix, current element), so the forward combine
+    # composes them right: g_t = a_{t+1} * suffix + C_t dy_t
+    a_suffix, g_part = tl.associative_scan((a_n, c_dy), axis=2, combine_fn=_combine, reverse=True)
+    g = g_part + tl.where(g_next[:, :, None] != 0.0, a_suffix * g_next[:, :, None], 0.0)
+    g = tl.where(m3, g, 0.0)
+
+    ge = g * decayed
+    ddt = tl.sum(ge * A[:, :, None] + g * Bt * u, axis=1, keep_dims=True)
+    du = tl.sum(g * Bt, axis=1, keep_dims=True) * dt
+    if HAS_D:
+        du += Dv[:, None, None] * dy
+        dD_acc += tl.sum(tl.where(m2, dy * u, 0.0), axis=2)
+    dA_acc += tl.sum(ge * dt, axis=2)
+    ddelta = _ddelta_of(ddt, delta, bias[:, None, None], SOFTPLUS)
+    # padding steps (fused) still pass their gradient to delta_bias, as they do through scan()
+    ddelta = tl.where(m2, ddelta, 0.0)
+    dbias_acc += tl.sum(ddelta, axis=2)
+    if FUSED:
+        # x is shared by the K directions: scatter-add its gradient into one fp32 map
+        tl.atomic_add(du_row + pos * s_dul, du, mask=io2, sem='relaxed')
+    else:
+        tl.store(du_row + pos * s_dul, du.to(du_ptr.dtype.element_ty), mask=io2)
+    tl.store(dd_row + pos * s_ddl, ddelta.to(ddelta_ptr.dtype.element_ty), mask=io2)
+    # dB, dC sum over the channels of a group
+    dB_c = g * (dt * u)
+    dC_c = states * dy
+    if ONE_GROUP:
+        # every channel of the block shares one B/C group: reduce over the block and write this block's
+        # partial sums to its own slot (batch, channel block, N, positions); the host sums a group's slots.
+        # No atomics: with 12-24 blocks per group they serialised and dominated short sequences.
+        if FUSED:
+            pos_1 = tl.load(orders_ptr + block_group * L + l_idx, mask=mask_l, other=HW)
+            io_1 = mask_l & (pos_1 < HW)
+        else:
+            pos_1, io_1 = l_idx, mask_l
+        part = (pid_b * n_dblocks + pid_d) * N * HW + offs_n[:, None] * HW + pos_1[None, :]
+        m_nl = mask_n[:, None] & io_1[None, :]
+        tl.store(dB_ptr + part, tl.sum(dB_c, axis=0), mask=m_nl)
+        tl.store(dC_ptr + part, tl.sum(dC_c, axis=0), mask=m_nl)
+    else:
+        bc_out = (pid_b * n_groups + group[:, None, None]) * N * HW + offs_n[None, :, None] * HW + pos
+        tl.atomic_add(dB_ptr + bc_out, dB_c, mask=io3)
+        tl.atomic_add(dC_ptr + bc_out, dC_c, mask=io3)
+    g_next = tl.sum(tl.where(offs_l[None, None, :] == 0, g, 0.0), axis=2)
+    return g_next, dA_acc, dD_acc, dbias_acc
+
+
+@triton.jit
 def _bwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, chunk_state_ptr,
-    du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr, orders_ptr,
+    du_ptr, ddelta_ptr, sums_ptr, dB_ptr, dC_ptr, dz_ptr, orders_ptr,
     L, KD, per_group, N, n_chunks, n_groups, n_dblocks, HW,
     s_ub, s_uk, s_ud, s_ul, s_db, s_dk, s_dd, s_dl, s_bb, s_bg, s_bn, s_bl, s_cb, s_cg, s_cn, s_cl,
     s_zb, s_zk, s_zd, s_zl, s_gb, s_gk, s_gd, s_gl,
     s_dub, s_duk, s_dud, s_dul, s_ddb, s_ddk, s_ddd, s_ddl,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, ONE_GROUP: tl.constexpr,
-    ALIGNED: tl.constexpr, FUSED: tl.constexpr, BC_ROW: tl.constexpr, SHIFTED_SCAN: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, TAIL_L: tl.constexpr,
+    ONE_GROUP: tl.constexpr, ALIGNED: tl.constexpr, FUSED: tl.constexpr, BC_ROW: tl.constexpr,
+    SHIFTED_SCAN: tl.constexpr,
 ):
     pid_b = tl.program_id(0)
     pid_d = tl.program_id(1)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
-    offs_l = tl.arange(0, BLOCK_L)
     mask_d = offs_d < KD
     mask_n = offs_n < N
     mask_dn = mask_d[:, None] & mask_n[None, :]
@@ -262,128 +414,32 @@ def _bwd_kernel(
     dd_row = ddelta_ptr + _rows(pid_b * s_ddb, group, channel, s_ddk, s_ddd, ALIGNED)[:, None, None]
     b_row = _bc_rows(B_ptr, s_bb, s_bg, s_bn, pid_b, group, block_group, offs_n, BC_ROW)
     c_row = _bc_rows(C_ptr, s_cb, s_cg, s_cn, pid_b, group, block_group, offs_n, BC_ROW)
-    for rev in range(0, n_chunks):
-        chunk = n_chunks - 1 - rev
-        l_idx = chunk * BLOCK_L + offs_l
-        mask_l = l_idx < L
-        m2 = mask_d[:, None, None] & mask_l[None, None, :]
-        m3 = mask_d[:, None, None] & mask_n[None, :, None] & mask_l[None, None, :]
-        pos, io2 = _positions(orders_ptr, order_rows + l_idx[None, None, :], l_idx[None, None, :], mask_l, mask_d,
-                              HW, FUSED, ONE_GROUP)
-        io3 = io2 & mask_n[None, :, None]
-
-        u = tl.load(u_row + pos * s_ul, mask=io2, other=0.0).to(tl.float32)
-        delta = tl.load(d_row + pos * s_dl, mask=io2, other=0.0).to(tl.float32)
-        dt = _dt_of(delta, bias[:, None, None], SOFTPLUS)
-        Bt = _load_bc(b_row, pos, io2, mask_n, s_bl, HW, BC_ROW)
-        Ct = _load_bc(c_row, pos, io2, mask_n, s_cl, HW, BC_ROW)
-        dA = tl.where(m3, tl.exp(dt * A[:, :, None]), 1.0)
-        dBu = (dt * u) * Bt
-
-        h0 = tl.load(chunk_state_ptr + (state_rows + chunk)[:, None] * N + offs_n[None, :], mask=mask_dn,
-                     other=0.0)
-        if SHIFTED_SCAN:
-            # e_t = h_{t-1}: a scan of the step-(t-1) pairs (loaded again, shifted by one step); slot 0 holds
-            # (0, chunk start state)
-            lp = l_idx - 1
-            mp3 = mask_d[:, None, None] & mask_n[None, :, None] & (mask_l & (offs_l > 0))[None, None, :]
-            pos_p, iop2 = _positions(orders_ptr, order_rows + lp[None, None, :], lp[None, None, :],
-                                     mask_l & (offs_l > 0), mask_d, HW, FUSED, ONE_GROUP)
-            u_p = tl.load(u_row + pos_p * s_ul, mask=iop2, other=0.0).to(tl.float32)
-            dt_p = _dt_of(tl.load(d_row + pos_p * s_dl, mask=iop2, other=0.0).to(tl.float32), bias[:, None, None],
-                          SOFTPLUS)
-            B_p = _load_bc(b_row, pos_p, iop2, mask_n, s_bl, HW, BC_ROW)
-            first = offs_l[None, None, :] == 0
-            a_p = tl.where(first, 0.0, tl.where(mp3, tl.exp(dt_p * A[:, :, None]), 1.0))
-            b_p = tl.where(first, h0[:, :, None], (dt_p * u_p) * B_p)
-            _, e = tl.associative_scan((a_p, b_p), axis=2, combine_fn=_combine)
-            decayed = dA * e
-            states = decayed + dBu
-        else:
-            # the chunk's states again, by the forward's own scan from the saved chunk state; then
-            # exp(dt_t A) h_{t-1} = h_t - dt_t B_t u_t without a second scan (the identity mamba_ssm's backward
-            # uses, csrc/selective_scan/selective_scan_bwd_kernel.cuh). The very first step has no previous
-            # state: 0 exactly, where the subtraction (contracted into an FMA by the compiler) would leave dBu's
-            # rounding error (~1e-8) in dA, whose exact value at L = 1 is 0
-            cum_a, hs = tl.associative_scan((dA, dBu), axis=2, combine_fn=_combine)
-            states = hs + tl.where(h0[:, :, None] != 0.0, cum_a * h0[:, :, None], 0.0)
-            decayed = tl.where((chunk == 0) & (offs_l == 0)[None, None, :], 0.0, states - dBu)
-
-        # fused: the merged map's gradient, read at the pixel each direction wrote (gather on load)
-        dout = tl.load(g_row + pos * s_gl, mask=io2, other=0.0).to(tl.float32)
-        y = tl.sum(states * Ct, axis=1, keep_dims=True)
-        if HAS_D:
-            y += Dv[:, None, None] * u
-        if HAS_Z:
-            z = tl.load(z_row + pos * s_zl, mask=io2, other=0.0).to(tl.float32)
-            sig = 1.0 / (1.0 + tl.exp(-z))
-            dz = dout * y * sig * (1.0 + z * (1.0 - sig))
-            tl.store(dz_row + pos * s_zl, dz.to(dz_ptr.dtype.element_ty), mask=io2)
-            dy = dout * z * sig
-        else:
-            dy = dout
-
-        # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}; pairs (a_{t+1}, C_t dy_t) scanned in reverse
-        ln = l_idx + 1
-        mn3 = mask_d[:, None, None] & mask_n[None, :, None] & (ln < L)[None, None, :]
-        pos_n, ion2 = _positions(orders_ptr, order_rows + ln[None, None, :], ln[None, None, :], ln < L, mask_d, HW,
-                                 FUSED, ONE_GROUP)
-        dt_n = _dt_of(tl.load(d_row + pos_n * s_dl, mask=ion2, other=0.0).to(tl.float32), bias[:, None, None],
-                      SOFTPLUS)
-        a_n = tl.where(mn3, tl.exp(dt_n * A[:, :, None]), 0.0)
-        c_dy = Ct * dy
-        # with reverse=True Triton combines (accumulated suffix, current element), so the forward combine
-        # composes them right: g_t = a_{t+1} * suffix + C_t dy_t
-        a_suffix, g_part = tl.associative_scan((a_n, c_dy), axis=2, combine_fn=_combine, reverse=True)
-        g = g_part + tl.where(g_next[:, :, None] != 0.0, a_suffix * g_next[:, :, None], 0.0)
-        g = tl.where(m3, g, 0.0)
-
-        ge = g * decayed
-        ddt = tl.sum(ge * A[:, :, None] + g * Bt * u, axis=1, keep_dims=True)
-        du = tl.sum(g * Bt, axis=1, keep_dims=True) * dt
-        if HAS_D:
-            du += Dv[:, None, None] * dy
-            dD_acc += tl.sum(tl.where(m2, dy * u, 0.0), axis=2)
-        dA_acc += tl.sum(ge * dt, axis=2)
-        ddelta = _ddelta_of(ddt, delta, bias[:, None, None], SOFTPLUS)
-        # padding steps (fused) still pass their gradient to delta_bias, as they do through scan()
-        ddelta = tl.where(m2, ddelta, 0.0)
-        dbias_acc += tl.sum(ddelta, axis=2)
-        if FUSED:
-            # x is shared by the K directions: scatter-add its gradient into one fp32 map
-            tl.atomic_add(du_row + pos * s_dul, du, mask=io2, sem='relaxed')
-        else:
-            tl.store(du_row + pos * s_dul, du.to(du_ptr.dtype.element_ty), mask=io2)
-        tl.store(dd_row + pos * s_ddl, ddelta.to(ddelta_ptr.dtype.element_ty), mask=io2)
-        # dB, dC sum over the channels of a group
-        dB_c = g * (dt * u)
-        dC_c = states * dy
-        if ONE_GROUP:
-            # every channel of the block shares one B/C group: reduce over the block and write this block's
-            # partial sums to its own slot (batch, channel block, N, positions); the host sums a group's slots.
-            # No atomics: with 12-24 blocks per group they serialised and dominated short sequences.
-            if FUSED:
-                pos_1 = tl.load(orders_ptr + block_group * L + l_idx, mask=mask_l, other=HW)
-                io_1 = mask_l & (pos_1 < HW)
-            else:
-                pos_1, io_1 = l_idx, mask_l
-            part = (pid_b * n_dblocks + pid_d) * N * HW + offs_n[:, None] * HW + pos_1[None, :]
-            m_nl = mask_n[:, None] & io_1[None, :]
-            tl.store(dB_ptr + part, tl.sum(dB_c, axis=0), mask=m_nl)
-            tl.store(dC_ptr + part, tl.sum(dC_c, axis=0), mask=m_nl)
-        else:
-            bc_out = (pid_b * n_groups + group[:, None, None]) * N * HW + offs_n[None, :, None] * HW + pos
-            tl.atomic_add(dB_ptr + bc_out, dB_c, mask=io3)
-            tl.atomic_add(dC_ptr + bc_out, dC_c, mask=io3)
-        g_next = tl.sum(tl.where(offs_l[None, None, :] == 0, g, 0.0), axis=2)
+    # in reverse: the tail chunk (TAIL_L > 0: the last L % BLOCK_L steps in a tile of their own size), then the
+    # whole chunks; without a tail the last chunk may be partial (masked)
+    n_full = L // BLOCK_L if TAIL_L > 0 else n_chunks
+    if TAIL_L > 0:
+        g_next, dA_acc, dD_acc, dbias_acc = _bwd_chunk(
+            n_full, g_next, dA_acc, dD_acc, dbias_acc, u_row, d_row, z_row, dz_row, g_row, du_row, dd_row, b_row,
+            c_row, dz_ptr, du_ptr, ddelta_ptr, dB_ptr, dC_ptr, chunk_state_ptr, orders_ptr, A, bias, Dv,
+            state_rows, order_rows, block_group, group, offs_n, mask_d, mask_n, mask_dn, pid_b, pid_d, L, N, HW,
+            n_groups, n_dblocks, s_ul, s_dl, s_bl, s_cl, s_zl, s_gl, s_dul, s_ddl, HAS_D, HAS_Z, SOFTPLUS,
+            BLOCK_L, TAIL_L, ONE_GROUP, FUSED, BC_ROW, SHIFTED_SCAN)
+    for rev in range(0, n_full):
+        g_next, dA_acc, dD_acc, dbias_acc = _bwd_chunk(
+            n_full - 1 - rev, g_next, dA_acc, dD_acc, dbias_acc, u_row, d_row, z_row, dz_row, g_row, du_row,
+            dd_row, b_row, c_row, dz_ptr, du_ptr, ddelta_ptr, dB_ptr, dC_ptr, chunk_state_ptr, orders_ptr, A, bias,
+            Dv, state_rows, order_rows, block_group, group, offs_n, mask_d, mask_n, mask_dn, pid_b, pid_d, L, N,
+            HW, n_groups, n_dblocks, s_ul, s_dl, s_bl, s_cl, s_zl, s_gl, s_dul, s_ddl, HAS_D, HAS_Z, SOFTPLUS,
+            BLOCK_L, BLOCK_L, ONE_GROUP, FUSED, BC_ROW, SHIFTED_SCAN)
 
     # per-batch partial sums, reduced over the batch on the host (atomics from 128 batch programs per address
-    # serialised)
-    tl.store(dA_ptr + (pid_b * KD + offs_d)[:, None] * N + offs_n[None, :], dA_acc, mask=mask_dn)
+    # serialised), all in one (batch, N + 2, K*D) buffer: dA's N rows, then dD's, then delta_bias's (one host sum)
+    sums_rows = sums_ptr + pid_b * (N + 2) * KD
+    tl.store(sums_rows + offs_n[None, :] * KD + offs_d[:, None], dA_acc, mask=mask_dn)
     if HAS_D:
-        tl.store(dD_ptr + (pid_b * KD + offs_d)[:, None], dD_acc, mask=mask_d[:, None])
+        tl.store(sums_rows + N * KD + offs_d[:, None], dD_acc, mask=mask_d[:, None])
     if HAS_BIAS:
-        tl.store(dbias_ptr + (pid_b * KD + offs_d)[:, None], dbias_acc, mask=mask_d[:, None])
+        tl.store(sums_rows + (N + 1) * KD + offs_d[:, None], dbias_acc, mask=mask_d[:, None])
 
 
 # Fused 2D scans: launch rows (longest L, BLOCK_L, forward tile elements, forward warps, backward tile elements,
@@ -424,16 +480,18 @@ def _parse_blocks(spec: str):
 # bf16 / fp16). Tuned on an H200 with the 3D-tile kernels (``tools/tune_plain_gpu.py sweep``, run 16: a BL x
 # forward x backward x form grid at VMamba-T's four stage shapes, batch 128) and confirmed in run 17 (``confirm``):
 # fwd+bwd 1.07 / 1.07 / 1.35 / 1.09x (fp32) and 1.27 / 1.22 / 1.28 / 1.12x (bf16) the former 2D-tile kernels at
-# their rule, stages 1-4 (model_cards/gpu_kernels.md). Other state sizes keep the rule in ``_launch_config``.
+# their rule, stages 1-4 (model_cards/gpu_kernels.md). The 65-256-step rows (stage 3, L = 196) moved to 32-step
+# chunks with the tail chunks in run 21: six chunks and a 4-step tail instead of four 64-step chunks, fwd+bwd
+# 1.12x (fp32) / 1.49x (bf16) the run-17 row. Other state sizes keep the rule in ``_launch_config``.
 _PLAIN_TABLES = {
     'fp32': (
         (64, 32, 1024, 4, 1024, 4, False, False),
-        (256, 64, 1024, 4, 512, 2, False, False),
+        (256, 32, 1024, 4, 256, 2, False, False),
         (float('inf'), 64, 2048, 4, 512, 2, False, True),
     ),
     '16-bit': (
         (64, 32, 1024, 4, 1024, 4, False, False),
-        (256, 64, 1024, 4, 1024, 2, False, False),
+        (256, 32, 1024, 4, 256, 2, False, False),
         (1024, 32, 1024, 4, 1024, 4, False, False),
         (float('inf'), 64, 2048, 8, 512, 2, False, False),
     ),
@@ -483,6 +541,20 @@ def _launch_config(d_state: int, length: int, fused: bool = False, dtype: torch.
     return block_n, block_l, (fwd_d, 4), (bwd_d, 4), False, shifted
 
 
+def _tail_length(length: int, block_l: int) -> int:
+    """Tile size of the tail chunk (the steps after the last whole BLOCK_L chunk), or 0: the last chunk is then a
+    masked whole one.
+
+    Rule (H200 run 21, plain kernels, fwd+bwd against the same kernels without a tail): a tail at most an eighth
+    of a chunk pays (L = 196: 4 steps after three 64-step chunks, 1.17x in bf16, and after six 32-step chunks);
+    larger ones did not (L = 784 with 16 of 64 or of 32 steps: 0.93x / 0.91x; L = 49 with 17 of 32 steps, a tail
+    tile as large as a chunk: 0.66x), so they keep the masked chunk.
+    """
+    rest = length % block_l
+    tail = triton.next_power_of_2(rest) if rest else 0
+    return tail if 0 < tail * 8 <= block_l else 0
+
+
 def triton_accepts(u, delta, A, B, C) -> bool:
     return u.is_cuda and A.shape[1] <= _MAX_D_STATE and u.dtype in (torch.float32, torch.float16, torch.bfloat16)
 
@@ -513,6 +585,9 @@ class _Launch:
             d_state, length, self.fused, dtype)
         self.bc_row = bc_row and self.fused
         self.n_chunks = max(triton.cdiv(length, self.block_l), 1)
+        # the last L % BLOCK_L steps may run in a tile of their own (next power of two) size instead of a whole
+        # masked BLOCK_L chunk: at L = 196 with 64-step chunks the fourth chunk has 4 real steps in 64
+        self.tail_l = _tail_length(length, self.block_l)
 
     def forward(self, u, su, delta, sd, A32, B, C, D, z, sz, delta_bias, softplus, out, so):
         block_d, warps = self.fwd_cfg
@@ -526,7 +601,7 @@ class _Launch:
             self.length, self.channels, self.per_group, self.d_state, self.n_chunks, self.positions,
             *su, *sd, *B.stride(), *C.stride(), *(sz if z is not None else su), *so,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
-            BLOCK_D=block_d, BLOCK_N=self.block_n, BLOCK_L=self.block_l, num_warps=warps,
+            BLOCK_D=block_d, BLOCK_N=self.block_n, BLOCK_L=self.block_l, TAIL_L=self.tail_l, num_warps=warps,
             ALIGNED=not self.fused and _aligned(u, delta, out, *([z] if z is not None else [])), FUSED=self.fused,
             ONE_GROUP=self.per_group % block_d == 0, BC_ROW=self.bc_row and self.per_group % block_d == 0,
         )
@@ -534,34 +609,37 @@ class _Launch:
 
     def backward(self, u, su, delta, sd, A32, B, C, D, z, sz, delta_bias, softplus, chunk_states, dout, sg,
                  du, sdu, ddelta, sdd, dz):
-        """Fills du, ddelta (and dz); returns dA, dB, dC, dD, dbias reduced to the inputs' shapes (fp32)."""
+        """Fills du, ddelta (and dz); returns dA (K*D, N), dBC (2, batch, groups, N, positions: dB and dC stacked),
+        dD and dbias (K*D,) or None, all fp32 and reduced to the inputs' shapes.
+
+        The reductions share buffers (one allocation and one host sum for dA, dD and dbias; one zero-fill and one
+        sum for dB and dC): each torch call costs host time, and the eager training step is host-bound.
+        """
         block_d, warps = self.bwd_cfg
         batch, channels, d_state, groups = self.batch, self.channels, self.d_state, self.groups
-        dA = u.new_empty((batch, channels, d_state), dtype=torch.float32)
+        sums = u.new_empty((batch, d_state + 2, channels), dtype=torch.float32)
         n_dblocks = triton.cdiv(channels, block_d)
         one_group = self.per_group % block_d == 0
         bc_rows = n_dblocks if one_group else groups  # per-block partial sums, or atomically summed groups
-        dB = torch.zeros((batch, bc_rows, d_state, self.positions), device=u.device, dtype=torch.float32)
-        dC = torch.zeros_like(dB)
-        dD = u.new_empty((batch, channels), dtype=torch.float32) if D is not None else None
-        dbias = u.new_empty((batch, channels), dtype=torch.float32) if delta_bias is not None else None
+        dBC = torch.zeros((2, batch, bc_rows, d_state, self.positions), device=u.device, dtype=torch.float32)
         grid = (batch, n_dblocks)
         _bwd_kernel[grid](
             u, delta, A32, B, C, D if D is not None else A32, z if z is not None else u,
             delta_bias if delta_bias is not None else A32, dout, chunk_states,
-            du, ddelta, dA, dB, dC, dD if dD is not None else dA, dz if dz is not None else du,
-            dbias if dbias is not None else dA, self.orders if self.fused else A32,
+            du, ddelta, sums, dBC[0], dBC[1], dz if dz is not None else du, self.orders if self.fused else A32,
             self.length, channels, self.per_group, d_state, self.n_chunks, groups, n_dblocks, self.positions,
             *su, *sd, *B.stride(), *C.stride(), *(sz if z is not None else su), *sg, *sdu, *sdd,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
-            BLOCK_D=block_d, BLOCK_N=self.block_n, BLOCK_L=self.block_l, ONE_GROUP=one_group, num_warps=warps,
+            BLOCK_D=block_d, BLOCK_N=self.block_n, BLOCK_L=self.block_l, TAIL_L=self.tail_l, ONE_GROUP=one_group,
+            num_warps=warps,
             ALIGNED=not self.fused and _aligned(u, delta, dout, du, ddelta, *([z] if z is not None else [])),
             FUSED=self.fused, BC_ROW=self.bc_row and one_group, SHIFTED_SCAN=self.shifted_scan,
         )
         if one_group:
-            dB = dB.view(batch, groups, n_dblocks // groups, d_state, self.positions).sum(2)
-            dC = dC.view(batch, groups, n_dblocks // groups, d_state, self.positions).sum(2)
-        return (dA.sum(0), dB, dC, None if dD is None else dD.sum(0), None if dbias is None else dbias.sum(0))
+            dBC = dBC.view(2, batch, groups, n_dblocks // groups, d_state, self.positions).sum(3)
+        total = sums.sum(0)  # (N + 2, K*D)
+        return (total[:d_state].t(), dBC, None if D is None else total[d_state],
+                None if delta_bias is None else total[d_state + 1])
 
 
 class _SelectiveScanTriton(torch.autograd.Function):
@@ -594,11 +672,12 @@ class _SelectiveScanTriton(torch.autograd.Function):
         ddelta = torch.empty_like(delta)
         dz = torch.empty_like(z) if z is not None else None
         sz = None if z is None else _strides4(z, per_group)
-        dA, dB, dC, dD, dbias = launch.backward(
+        dA, dBC, dD, dbias = launch.backward(
             u, _strides4(u, per_group), delta, _strides4(delta, per_group), A32, B, C, D, z, sz, delta_bias,
             softplus, chunk_states, dout, _strides4(dout, per_group), du, _strides4(du, per_group),
             ddelta, _strides4(ddelta, per_group), dz)
-        dB, dC = dB.to(B.dtype), dC.to(C.dtype)
+        dBC = dBC.to(B.dtype)  # one cast for both
+        dB, dC = dBC[0], dBC[1].to(C.dtype)
         if not grouped:
             dB, dC = dB.squeeze(1), dC.squeeze(1)
         return (du, ddelta, dA.to(A_dtype), dB, dC, None if dD is None else dD.to(D.dtype), dz,
@@ -654,17 +733,17 @@ def fused_scan_backward(launch, xf, delta, A32, B, C, D, delta_bias, softplus, c
     """Backward kernel of the fused 2D scan for ``fused_scan_forward``'s inputs; dyf: (batch, dim, H*W) gradient
     of the merged output (any strides, any float dtype).
 
-    Returns dx (batch, H*W, dim) fp32, ddelta (delta's dtype and strides), dA (K*dim, N), dB / dC (batch, K, N,
-    H*W), dD and dbias (K*dim,) or None: all but dx and ddelta fp32.
+    Returns dx (batch, H*W, dim) fp32, ddelta (delta's dtype and strides), dA (K*dim, N), dBC (2, batch, K, N,
+    H*W: dB and dC stacked), dD and dbias (K*dim,) or None: all but dx and ddelta fp32.
     """
     batch, dim, HW = xf.shape
     dx = torch.zeros((batch, HW, dim), device=xf.device, dtype=torch.float32)
     # every direction writes each pixel it reads once; pixels a direction never reads keep a zero gradient
     ddelta = torch.empty_like(delta) if complete else torch.zeros_like(delta)
-    dA, dB, dC, dD, dbias = launch.backward(
+    dA, dBC, dD, dbias = launch.backward(
         xf, _shared_strides(xf), delta, _strides_kd(delta), A32, B, C, D, None, None, delta_bias, softplus,
         chunk_states, dyf, _shared_strides(dyf), dx, (HW * dim, 0, 1, dim), ddelta, _strides_kd(ddelta), None)
-    return dx, ddelta, dA, dB, dC, dD, dbias
+    return dx, ddelta, dA, dBC, dD, dbias
 
 
 class _SelectiveScanFusedTriton(torch.autograd.Function):
@@ -684,11 +763,11 @@ class _SelectiveScanFusedTriton(torch.autograd.Function):
         xf, delta, A32, B, C, D, delta_bias, chunk_states = ctx.saved_tensors
         launch, softplus, A_dtype, complete, x_shape, x_dtype = ctx.meta
         batch, dim, H, W = x_shape
-        dx, ddelta, dA, dB, dC, dD, dbias = fused_scan_backward(
+        dx, ddelta, dA, dBC, dD, dbias = fused_scan_backward(
             launch, xf, delta, A32, B, C, D, delta_bias, softplus, chunk_states, dy.reshape(batch, dim, H * W),
             complete)
         dx = dx.view(batch, H, W, dim).permute(0, 3, 1, 2).to(x_dtype)
-        return (dx, ddelta, dA.to(A_dtype), dB.to(B.dtype), dC.to(C.dtype),
+        return (dx, ddelta, dA.to(A_dtype), dBC[0].to(B.dtype), dBC[1].to(C.dtype),
                 None if dD is None else dD.to(D.dtype), None if dbias is None else dbias.to(delta_bias.dtype),
                 None, None, None)
 
