@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Tune the fused 2D-scan kernels' launch configuration on a CUDA machine, in one run (device time is scarce).
 
-    python tools/tune_fused_gpu.py --out DIR [--models] [--profile]
+    python tools/tune_fused_gpu.py --out DIR [--stages 196 ...] [--models] [--profile]
 
 1. Compiles every candidate (``CANDIDATES``: BLOCK_L, forward BLOCK_D and warps, backward BLOCK_D and warps,
    BC_ROW, SHIFTED_SCAN) at VMamba-T's four stage shapes in parallel subprocesses, so the timing loop reads
@@ -50,8 +50,11 @@ def _shipped_spec(length):
 BASELINE = {length: _shipped_spec(length) for _, length in STAGES}
 _LONG = ['32,32,4,16,4,1', '32,32,4,32,4,1', '32,32,4,16,2,1', '64,32,4,16,4,1', '16,32,2,16,2,1', '32,32,4,8,2,1',
          '64,32,4,32,8,1', '32,16,2,16,4,1', '32,16,4,16,4,1', '32,64,8,16,4,1', '16,64,4,16,4,1']
+# at L = 196 the 32- and 64-step chunks leave a 4-step tail chunk (``_tail_length``); 16-step ones do not. In run 21f
+# (H200) those candidates were 1.14-1.58 ms fwd+bwd in bf16 against the baseline's 0.94-1.18: no gain for the fused
+# path, unlike the plain one
 _SHORT = ['16,32,2,16,1,1', '32,32,4,32,4,1', '16,32,2,32,2,1', '32,32,4,16,2,1', '16,64,4,64,4,1', '16,32,2,32,4,1',
-          '16,16,1,16,1,1', '16,64,4,16,1,1']
+          '16,16,1,16,1,1', '16,64,4,16,1,1', '32,32,4,8,2,1', '64,16,4,16,4,1', '64,32,4,16,4,1', '64,16,2,8,2,1']
 _SHORTEST = ['32,32,4,32,4,1', '64,32,4,16,4,1', '16,64,4,64,4,1', '32,32,4,16,1,1', '64,64,8,32,8,1', '32,16,2,32,4,1',
              '16,32,2,32,4,1']
 
@@ -154,6 +157,8 @@ def main():
     ap.add_argument('--out', required=True)
     ap.add_argument('--workers', type=int, default=12)
     ap.add_argument('--compile-worker', nargs='*', help=argparse.SUPPRESS)
+    ap.add_argument('--stages', nargs='+', type=int, default=[l for _, l in STAGES],
+                    help='stage lengths L to tune (the others keep the baseline row)')
     ap.add_argument('--models', action='store_true')
     ap.add_argument('--profile', action='store_true')
     ap.add_argument('--official-vmamba', default=os.path.join(bench_gpu.REPO, '.peers', 'VMamba', 'classification'))
@@ -177,13 +182,14 @@ def main():
 
     log(f"{report['software']}")
     # 1. compile in parallel (Triton's on-disk cache is shared by the processes)
-    jobs = [f'{l}@{s}@bfloat16' for _, l in STAGES for s in _specs(l)]
+    tuned_stages = [(d, l) for d, l in STAGES if l in args.stages]
+    jobs = [f'{l}@{s}@bfloat16' for _, l in tuned_stages for s in _specs(l)]
     t0 = time.time()
     precompile(jobs, args.workers)
     log(f'compiled {len(jobs)} (stage, config) pairs in {time.time() - t0:.0f} s with {args.workers} processes')
     # 2. time every candidate against the baseline, bf16
-    winners = {}
-    for dim, length in STAGES:
+    winners = dict(BASELINE)
+    for dim, length in tuned_stages:
         run, leaves, dout = make_inputs(128, dim, length, torch.bfloat16)
         ref = with_spec(BASELINE[length], lambda: results(run, leaves, dout))
         rows = []
@@ -215,13 +221,13 @@ def main():
         f.write(tuned + '\n')
     log(f'tuned {ENV}={tuned}')
     t0 = time.time()
-    jobs = [f'{l}@{s}@float32' for _, l in STAGES for s in {BASELINE[l], winners[l]}]
+    jobs = [f'{l}@{s}@float32' for _, l in tuned_stages for s in {BASELINE[l], winners[l]}]
     precompile(jobs + ([f'model@{baseline}', f'model@{tuned}'] if args.models or args.profile else []), args.workers)
     log(f'compiled the fp32 / model kernels in {time.time() - t0:.0f} s')
     # 3. baseline vs tuned again, bf16 and fp32 (fp32 winners are the bf16 ones)
     report['confirm'] = []
     for dtype in (torch.bfloat16, torch.float32):
-        for dim, length in STAGES:
+        for dim, length in tuned_stages:
             run, leaves, dout = make_inputs(128, dim, length, dtype)
             row = dict(dtype=str(dtype).split('.')[-1], dim=dim, length=length)
             for name, spec in (('baseline', baseline), ('tuned', tuned), ('baseline2', baseline), ('tuned2', tuned)):

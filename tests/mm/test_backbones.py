@@ -307,7 +307,7 @@ def test_plainmamba_adapter_l1_official_structure_and_forward():
     assert all(float(b.injector.gamma.detach().abs().max()) == 0 for b in blocks)
     assert inj.query_norm.eps == 1e-6 and blocks[0].extractor.ffn.fc1.out_features == 48  # cffn_ratio 0.25
     assert blocks[0].extractor.drop_path.drop_prob == pytest.approx(0.1)  # the full rate, as the official code
-    assert max(m.drop_prob for m in adapter.model.modules() if type(m).__name__ == 'DropPath') == pytest.approx(0.1)
+    assert max(m.drop_prob for m in adapter.model.modules() if isinstance(m, DropPath)) == pytest.approx(0.1)
     assert isinstance(adapter.model.norm, torch.nn.Identity) and adapter.level_embed.shape == (3, 192)
     assert [tuple(c.out_channels for c in (adapter.spm.fc1, adapter.spm.conv2[0], adapter.spm.conv3[0],
                                            adapter.spm.conv4[0]))] == [(192, 128, 256, 256)]

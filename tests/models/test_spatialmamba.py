@@ -69,8 +69,8 @@ def test_architecture_layout():
                                   for i in range(4)]
     cfg = model.pretrained_cfg
     assert (cfg['input_size'], cfg['crop_pct'], cfg['interpolation']) == ((3, 224, 224), 0.875, 'bicubic')
-    dpr = [b.drop_path.drop_prob for s in model.stages for b in s.blocks if hasattr(b.drop_path, 'drop_prob')]
-    assert dpr[-1] == pytest.approx(0.2) and len(dpr) == 17  # linear 0 .. 0.2 over 18 blocks, the first is 0
+    dpr = [b.drop_path.drop_prob for s in model.stages for b in s.blocks]
+    assert dpr[0] == 0.0 and dpr[-1] == pytest.approx(0.2) and len(dpr) == 18  # linear 0 .. 0.2 over 18 blocks
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -354,10 +354,9 @@ def test_non_default_scan_trains_a_step(scan, k):
 
 def test_drop_path_layout_is_official():
     model = timm.create_model('vim_small_patch16_224', depth=4, drop_path_rate=0.3)
-    # block i drops block i-1's output with dpr[i-1] (block 0 and 1: rate 0 -> Identity); the final add uses dpr[-1]
-    rate = lambda m: getattr(m, 'drop_prob', 0.0)  # noqa: E731
-    assert isinstance(model.blocks[0].drop_path, torch.nn.Identity)
-    rates = [rate(model.blocks[i].drop_path) for i in range(1, 4)] + [rate(model.drop_path)]
+    # block i drops block i-1's output with dpr[i-1] (blocks 0 and 1: rate 0); the final add uses dpr[-1]
+    assert model.blocks[0].drop_path.drop_prob == 0.0
+    rates = [model.blocks[i].drop_path.drop_prob for i in range(1, 4)] + [model.drop_path.drop_prob]
     torch.testing.assert_close(torch.tensor(rates), torch.linspace(0, 0.3, 4))
 
 

@@ -3,7 +3,8 @@
 timm's ``DropPath`` multiplies the branch by the per-sample mask (one pass over the map) and the block adds the
 residual (another); ``torch.addcmul`` does both in one, with the same mask (drawn and scaled exactly as timm
 draws it) and one rounding instead of two. A subclass of timm's ``DropPath``: same ``drop_prob`` /
-``scale_by_keep``, same ``isinstance`` checks, and ``module(y)`` alone still is timm's drop path.
+``scale_by_keep``, same ``isinstance`` checks, and ``module(y)`` alone still is timm's drop path. Every family's
+residual blocks use it (also at rate 0, where ``add`` is the plain sum, instead of an ``nn.Identity``).
 """
 import torch
 from timm.layers import DropPath

@@ -28,10 +28,10 @@ from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
-from timm.layers import ClassifierHead, DropPath, Mlp
+from timm.layers import ClassifierHead, Mlp
 from timm.models import generate_default_cfgs
 
-from ..layers import LayerNorm, PatchEmbed, PatchMerging, SS2D
+from ..layers import LayerNorm, PatchEmbed, PatchMerging, ResidualDropPath, SS2D
 from ..scans import ScanStrategy, get_scan
 from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
@@ -97,7 +97,7 @@ class EVSSBlock(nn.Module):
                           gate=True, scan=resolve_scan(scan), norm_eps=norm_eps)
         self.conv_branch = ConvBranch(dim)
         self.se = ChannelAttention(dim, norm_eps=norm_eps)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.drop_path = ResidualDropPath(drop_path)
         if mlp_ratio > 0:
             self.norm2 = LayerNorm(dim, eps=norm_eps)
             self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
@@ -106,9 +106,9 @@ class EVSSBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm(x)
-        x = x + self.drop_path(self.se(self.mixer(h)) + self.se(self.conv_branch(h)))
+        x = self.drop_path.add(x, self.se(self.mixer(h)) + self.se(self.conv_branch(h)))
         if self.mlp is not None:
-            x = x + self.drop_path(self.mlp(self.norm2(x)))
+            x = self.drop_path.add(x, self.mlp(self.norm2(x)))
         return x
 
 
@@ -145,14 +145,14 @@ class InvertedResidual(nn.Module):
         self.se = SqueezeExcite(mid, max(1, int(mid * se_ratio)), act_layer) if se_ratio > 0 else nn.Identity()
         self.conv_pwl = nn.Conv2d(mid, dim, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(dim)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.drop_path = ResidualDropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x = self.act1(self.bn1(self.conv_pw(x)))
         x = self.act2(self.bn2(self.conv_dw(x)))
         x = self.bn3(self.conv_pwl(self.se(x)))
-        return shortcut + self.drop_path(x)
+        return self.drop_path.add(shortcut, x)
 
 
 class EfficientVMambaStage(Stage):

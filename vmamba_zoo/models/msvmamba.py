@@ -28,10 +28,11 @@ from typing import Sequence, Union
 
 import torch
 from torch import nn
-from timm.layers import ClassifierHead, DropPath
+from timm.layers import ClassifierHead
 from timm.models import generate_default_cfgs
 
-from ..layers import ConvFFN, LayerNorm, LinearSqueezeExcite, PatchEmbed, init_A_log, init_D, init_dt_projection
+from ..layers import (ConvFFN, LayerNorm, LinearSqueezeExcite, PatchEmbed, ResidualDropPath, init_A_log, init_D,
+                      init_dt_projection)
 from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ..ops import selective_scan
 from ..scans import ScanGroup, ScanStrategy, get_scan, merge, scan
@@ -161,7 +162,7 @@ class MSVSSBlock(nn.Module):
         super().__init__()
         self.norm = LayerNorm(dim, eps=norm_eps)
         self.mixer = MultiScaleSS2D(dim, norm_eps=norm_eps, **mixer_kwargs)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.drop_path = ResidualDropPath(drop_path)
         self.norm2 = LayerNorm(dim, eps=norm_eps)
         self.ffn = ConvFFN(dim, expansion=ffn_ratio, drop=ffn_drop)
         self.ffn_post_norm = ffn_post_norm
@@ -170,10 +171,10 @@ class MSVSSBlock(nn.Module):
         return self.ffn(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.mixer(self.norm(x)))
+        x = self.drop_path.add(x, self.mixer(self.norm(x)))
         if self.ffn_post_norm:
-            return x + self.drop_path(self.norm2(self._ffn(x)))
-        return x + self.drop_path(self._ffn(self.norm2(x)))
+            return self.drop_path.add(x, self.norm2(self._ffn(x)))
+        return self.drop_path.add(x, self._ffn(self.norm2(x)))
 
 
 class MSVMamba(HierarchicalBackbone):

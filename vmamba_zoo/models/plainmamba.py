@@ -46,11 +46,11 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-from timm.layers import ClassifierHead, DropPath, trunc_normal_
+from timm.layers import ClassifierHead, trunc_normal_
 from timm.models import checkpoint_seq, generate_default_cfgs
 from timm.models._features import feature_take_indices
 
-from ..layers import LayerNorm, check_image_input, init_A_log, init_D, init_dt_projection
+from ..layers import LayerNorm, ResidualDropPath, check_image_input, init_A_log, init_D, init_dt_projection
 from ..layers.backbone import PlainBackbone, check_output_fmt
 from ..ops import selective_scan
 from ..scans import ScanStrategy, get_scan, scan as scan_map, merge as merge_map
@@ -226,7 +226,7 @@ class PlainMambaBlock(nn.Module):
         super().__init__()
         self.norm = LayerNorm(dim, eps=norm_eps)
         self.mixer = PlainMamba2D(dim, **mixer_kwargs)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.drop_path = ResidualDropPath(drop_path)
         if with_dwconv:
             self.dw = nn.Sequential(
                 nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim, bias=False),
@@ -237,7 +237,7 @@ class PlainMambaBlock(nn.Module):
             self.dw = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.mixer(self.norm(x)))
+        x = self.drop_path.add(x, self.mixer(self.norm(x)))
         if self.dw is not None:
             x = self.dw(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return x

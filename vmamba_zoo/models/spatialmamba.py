@@ -28,10 +28,11 @@ from typing import Sequence, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-from timm.layers import ClassifierHead, DropPath, Mlp
+from timm.layers import ClassifierHead, Mlp
 from timm.models import generate_default_cfgs
 
-from ..layers import InvertedBottleneckDownsample, LayerNorm, ResidualConvStem, init_A_log, init_D, init_dt_projection
+from ..layers import (InvertedBottleneckDownsample, LayerNorm, ResidualConvStem, ResidualDropPath, init_A_log, init_D,
+                      init_dt_projection)
 from ..layers.backbone import HierarchicalBackbone, init_linear_trunc_normal
 from ..ops.state_fusion import state_fusion_scan
 from ..scans import ScanStrategy, get_scan, merge, scan
@@ -125,7 +126,7 @@ class SpatialMambaBlock(nn.Module):
         self.cpe1 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = LayerNorm(dim)
         self.mixer = StructureAwareSSM(dim, **ssm_kwargs)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.drop_path = ResidualDropPath(drop_path)
         self.cpe2 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm2 = LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
@@ -136,9 +137,9 @@ class SpatialMambaBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self._pos_enc(self.cpe1, x)
-        x = x + self.drop_path(self.mixer(self.norm1(x)))
+        x = self.drop_path.add(x, self.mixer(self.norm1(x)))
         x = x + self._pos_enc(self.cpe2, x)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return self.drop_path.add(x, self.mlp(self.norm2(x)))
 
 
 class SpatialMamba(HierarchicalBackbone):

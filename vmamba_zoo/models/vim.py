@@ -48,11 +48,11 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from timm.layers import DropPath, RmsNorm, lecun_normal_, resample_abs_pos_embed, to_2tuple, trunc_normal_
+from timm.layers import RmsNorm, lecun_normal_, resample_abs_pos_embed, to_2tuple, trunc_normal_
 from timm.models import generate_default_cfgs
 from timm.models._features import feature_take_indices
 
-from ..layers import MambaMixer, check_image_input
+from ..layers import MambaMixer, ResidualDropPath, check_image_input
 from ..layers.backbone import PlainBackbone, check_output_fmt
 from ..scans import ScanStrategy, get_scan
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
@@ -155,14 +155,17 @@ class VimPatchEmbed(nn.Module):
         return x.flatten(2).transpose(1, 2), grid
 
 
-def _add_norm(hidden: torch.Tensor, residual: Optional[torch.Tensor], norm: nn.Module, drop_path: nn.Module,
-              residual_in_fp32: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+def _add_norm(hidden: torch.Tensor, residual: Optional[torch.Tensor], norm: nn.Module,
+              drop_path: Optional[ResidualDropPath], residual_in_fp32: bool) -> Tuple[torch.Tensor, torch.Tensor]:
     """mamba_ssm's fused add + RMSNorm (``rms_norm_fn(..., prenorm=True)``) in plain PyTorch.
 
     residual' = residual + drop_path(hidden) (just ``hidden`` for the first block), summed and kept in fp32 when
-    ``residual_in_fp32``; returns (norm(residual') in hidden's dtype, residual')."""
+    ``residual_in_fp32`` (drop_path None: no drop); returns (norm(residual') in hidden's dtype, residual')."""
     dtype = hidden.dtype
-    residual = hidden if residual is None else residual + drop_path(hidden)
+    if residual is None:
+        residual = hidden
+    else:
+        residual = residual + hidden if drop_path is None else drop_path.add(residual, hidden)
     if residual_in_fp32:
         residual = residual.float()
     return norm(residual).to(dtype), residual
@@ -179,7 +182,7 @@ class VimBlock(nn.Module):
         self.residual_in_fp32 = residual_in_fp32
         self.mixer = MambaMixer(dim, **mixer_kwargs)
         self.norm = RmsNorm(dim, eps=norm_eps)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.drop_path = ResidualDropPath(drop_path)
 
     def forward(self, hidden: torch.Tensor, residual: Optional[torch.Tensor] = None,
                 size: Optional[Tuple[int, int]] = None, strategy: Optional[ScanStrategy] = None):
@@ -264,7 +267,7 @@ class Vim(PlainBackbone):
                      proj_bias=False, scan=self.scan_strategy, merge='mean' if divide_out else 'sum')
             for i in range(depth)
         ])
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
+        self.drop_path = ResidualDropPath(drop_path_rate)
         self.norm = RmsNorm(embed_dim, eps=norm_eps)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
@@ -374,7 +377,7 @@ class Vim(PlainBackbone):
         for i, blk in enumerate(blocks):
             hidden, residual = self._run_block(blk, hidden, residual, size, strategy)
             if i in take_indices:
-                feat = _add_norm(hidden, residual, self.norm, nn.Identity(), self.residual_in_fp32)[0] \
+                feat = _add_norm(hidden, residual, self.norm, None, self.residual_in_fp32)[0] \
                     if norm else hidden
                 feat = torch.cat([feat[:, :t], feat[:, t + 1:]], dim=1).reshape(B, gh, gw, C)
                 intermediates.append(feat.permute(0, 3, 1, 2).contiguous() if output_fmt == 'NCHW' else feat)

@@ -25,10 +25,11 @@ from typing import Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-from timm.layers import ClassifierHead, DropPath, Mlp
+from timm.layers import ClassifierHead, Mlp
 from timm.models import generate_default_cfgs
 
-from ..layers import Attention, InvertedBottleneckDownsample, LayerNorm, ResidualConvStem, init_dt_projection
+from ..layers import (Attention, InvertedBottleneckDownsample, LayerNorm, ResidualConvStem, ResidualDropPath,
+                      init_dt_projection)
 from ..layers.backbone import HierarchicalBackbone, Stage, init_linear_trunc_normal
 from ..ops.nc_ssd import nc_ssd
 from ._checkpoint import check_state_dict_fits, unwrap_state_dict
@@ -118,7 +119,7 @@ class VSSDBlock(nn.Module):
         else:
             raise ValueError(f"VSSDBlock: mixer must be 'nc_ssd' or 'attention'; got {mixer!r}")
         self.mixer_on_tokens = mixer == 'attention'
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.drop_path = ResidualDropPath(drop_path)
         self.cpe2 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm2 = LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
@@ -130,9 +131,9 @@ class VSSDBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.cpe1(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        x = x + self.drop_path(self._mix(self.norm1(x)))
+        x = self.drop_path.add(x, self._mix(self.norm1(x)))
         x = x + self.cpe2(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return self.drop_path.add(x, self.mlp(self.norm2(x)))
 
 
 class VSSDStage(Stage):
