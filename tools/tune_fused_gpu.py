@@ -163,6 +163,9 @@ def main():
     ap.add_argument('--profile', action='store_true')
     ap.add_argument('--official-vmamba', default=os.path.join(bench_gpu.REPO, '.peers', 'VMamba', 'classification'))
     args = ap.parse_args()
+    unknown = sorted(set(args.stages) - {length for _, length in STAGES})
+    if unknown:
+        ap.error(f'--stages {unknown}: not one of the stage lengths {[length for _, length in STAGES]}')
     if args.compile_worker is not None:
         return compile_worker(args.compile_worker)
     os.makedirs(args.out, exist_ok=True)

@@ -617,6 +617,7 @@ class _Launch:
         """
         block_d, warps = self.bwd_cfg
         batch, channels, d_state, groups = self.batch, self.channels, self.d_state, self.groups
+        # rows N (dD) and N + 1 (delta_bias) stay unwritten without D / delta_bias; their sums are never returned
         sums = u.new_empty((batch, d_state + 2, channels), dtype=torch.float32)
         n_dblocks = triton.cdiv(channels, block_d)
         one_group = self.per_group % block_d == 0
