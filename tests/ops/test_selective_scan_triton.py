@@ -41,10 +41,10 @@ _MAMBA_FP32_TOL = dict(out=(6e-4, 2e-3), u=(12e-4, 4e-3), delta=(3e-3, 2e-2), A=
                        C=(6e-4, 2e-3), D=(1e-3, 1e-3), z=(1e-3, 1e-3), delta_bias=(1e-3, 1e-3))
 
 
-def _check_against_naive(case, dtype, device, check_grads=True, backend='triton'):
+def _check_against_naive(case, dtype, device, check_grads=True, backend='triton', delta_scale=0.5):
     batch, groups, per_group, d_state, length, grouped, with_z = case
     inputs = make_inputs(batch=batch, groups=groups, per_group=per_group, d_state=d_state, length=length,
-                         grouped=grouped, with_z=with_z, seed=length)
+                         grouped=grouped, with_z=with_z, seed=length, delta_scale=delta_scale)
     # low-precision inputs: the reference sees the same rounded values, in fp32
     inputs = {k: None if v is None else (v.to(dtype) if k in ('u', 'delta', 'B', 'C', 'z') else v)
               for k, v in inputs.items()}
@@ -122,6 +122,8 @@ _INTERPRETER_SCRIPT = textwrap.dedent('''
     # (68 above: 4 steps after a 64-step chunk; 37, 150 and 300 keep a masked last chunk)
     _check_against_naive((1, 2, 2, 1, 33, True, True), torch.float32, 'cpu')
     _check_against_naive((1, 2, 2, 1, 2, True, False), torch.float32, 'cpu')
+    # delta + bias far past both ends of softplus (|x| > 20): its derivative exp(x - softplus(x)) in ddelta
+    _check_against_naive((1, 2, 2, 1, 40, True, False), torch.float32, 'cpu', delta_scale=15.0)
     print('interpreter ok')
 ''')
 

@@ -133,12 +133,12 @@ def _dt_of(delta, bias, SOFTPLUS: tl.constexpr):
 
 
 @triton.jit
-def _ddelta_of(ddt, delta, bias, SOFTPLUS: tl.constexpr):
-    """The gradient at delta from the gradient at dt = _dt_of(delta, bias): d softplus / dx = sigmoid(x), and 1
-    above 20, where _dt_of passes x through unchanged."""
+def _ddelta_of(ddt, delta, bias, dt, SOFTPLUS: tl.constexpr):
+    """The gradient at delta from the gradient at dt = _dt_of(delta, bias) (passed in): d softplus / dx =
+    sigmoid(x) = exp(x - softplus(x)), one exp and no division (and exactly 1 above 20, where _dt_of passes x
+    through: dt == x there)."""
     if SOFTPLUS:
-        pre = delta + bias
-        ddt = tl.where(pre > 20.0, ddt, ddt / (1.0 + tl.exp(-pre)))
+        ddt = ddt * tl.exp((delta + bias) - dt)
     return ddt
 
 
@@ -333,7 +333,7 @@ def _bwd_chunk(
         du += Dv[:, None, None] * dy
         dD_acc += tl.sum(tl.where(m2, dy * u, 0.0), axis=2)
     dA_acc += tl.sum(ge * dt, axis=2)
-    ddelta = _ddelta_of(ddt, delta, bias[:, None, None], SOFTPLUS)
+    ddelta = _ddelta_of(ddt, delta, bias[:, None, None], dt, SOFTPLUS)
     # padding steps (fused) still pass their gradient to delta_bias, as they do through scan()
     ddelta = tl.where(m2, ddelta, 0.0)
     dbias_acc += tl.sum(ddelta, axis=2)

@@ -207,7 +207,7 @@ def _states_bwd_kernel(
         ddt = tl.sum(gp * A[:, :, None] + gB * u[:, None, :], axis=1)
         du = tl.sum(gB, axis=1) * dt
         dA_acc += tl.sum(gp * dt[:, None, :], axis=2)
-        ddelta = _ddelta_of(ddt, delta, bias[:, None], SOFTPLUS)
+        ddelta = _ddelta_of(ddt, delta, bias[:, None], dt, SOFTPLUS)
         ddelta = tl.where(m2, ddelta, 0.0)
         dbias_acc += tl.sum(ddelta, axis=1)
         tl.store(du_ptr + u_off + l_idx[None, :], du.to(du_ptr.dtype.element_ty), mask=m2)
