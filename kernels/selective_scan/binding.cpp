@@ -28,6 +28,7 @@ const float* opt_fptr(const at::Tensor& t) { return t.numel() ? t.data_ptr<float
 
 void check_stream(const at::Tensor& t, const char* name, const at::Tensor& like) {
   TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor");
+  TORCH_CHECK(t.device() == like.device(), name, " must be on u's device");
   TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
   TORCH_CHECK(t.scalar_type() == like.scalar_type(), name, " must have u's dtype");
 }
@@ -40,6 +41,9 @@ ScanArgs make_args(const at::Tensor& u, const at::Tensor& delta, const at::Tenso
   check_stream(B, "B", u);
   check_stream(C, "C", u);
   if (z.numel()) check_stream(z, "z", u);
+  for (const at::Tensor* t : {&A, &D, &bias}) {
+    TORCH_CHECK(!t->numel() || t->device() == u.device(), "A, D and delta_bias must be on u's device");
+  }
   TORCH_CHECK(A.scalar_type() == at::kFloat && A.is_contiguous(), "A must be contiguous fp32");
   TORCH_CHECK(!D.numel() || (D.scalar_type() == at::kFloat && D.is_contiguous()), "D must be contiguous fp32");
   TORCH_CHECK(!bias.numel() || (bias.scalar_type() == at::kFloat && bias.is_contiguous()),
@@ -89,6 +93,7 @@ void launch(bool backward, at::ScalarType dtype, const ScanArgs& a) {
 // returns out, chunk_states, last_state
 std::vector<at::Tensor> forward(at::Tensor u, at::Tensor delta, at::Tensor A, at::Tensor B, at::Tensor C,
                                 at::Tensor D, at::Tensor z, at::Tensor bias, bool softplus) {
+  TORCH_CHECK(u.is_cuda(), "u must be a CUDA tensor");  // before the guard, which would fail less clearly
   const c10::cuda::CUDAGuard guard(u.device());
   ScanArgs a = make_args(u, delta, A, B, C, D, z, bias, softplus, vmz::kChunk);
   auto f32 = u.options().dtype(at::kFloat);
@@ -110,6 +115,7 @@ std::vector<at::Tensor> forward(at::Tensor u, at::Tensor delta, at::Tensor A, at
 std::vector<at::Tensor> backward(at::Tensor u, at::Tensor delta, at::Tensor A, at::Tensor B, at::Tensor C,
                                  at::Tensor D, at::Tensor z, at::Tensor bias, bool softplus,
                                  at::Tensor chunk_states, at::Tensor dout) {
+  TORCH_CHECK(u.is_cuda(), "u must be a CUDA tensor");  // before the guard, which would fail less clearly
   const c10::cuda::CUDAGuard guard(u.device());
   ScanArgs a = make_args(u, delta, A, B, C, D, z, bias, softplus, vmz::kChunk);
   check_stream(dout, "dout", u);
