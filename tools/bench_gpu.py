@@ -279,8 +279,8 @@ def bench_official_2d(batch, dim, length, dtype):
 
 
 # ours first, then the peers; each ratio is printed as how many times faster ours is (peer ms / our ms)
-OP_RATIOS = [('triton', 'mamba_ssm'), ('triton', 'oflex'), ('cuda', 'mamba_ssm'), ('fused', 'oflex2d'),
-             ('plain2d', 'oflex2d')]
+OP_RATIOS = [('triton', 'mamba_ssm'), ('triton', 'oflex'), ('cuda', 'mamba_ssm'), ('cuda', 'oflex'), ('cuda', 'triton'),
+             ('fused', 'oflex2d'), ('plain2d', 'oflex2d')]
 MAP_BACKENDS = ('fused', 'plain2d', 'oflex2d')  # 2D cores on a (B, D, H, W) map rather than (B, K*D, L) sequences
 
 

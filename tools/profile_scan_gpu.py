@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""One forward + backward of the selective-scan Triton kernels at VMamba-T stage shapes, for Nsight Compute.
+"""One forward + backward of the selective-scan Triton (or, ``--backend cuda``, CUDA C++) kernels at VMamba-T stage shapes, for Nsight Compute.
 
     ncu --clock-control none --profile-from-start off --section SpeedOfLight --section Occupancy \\
         --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis \\
@@ -25,12 +25,12 @@ import tune_fused_gpu  # noqa: E402
 from vmamba_zoo.ops.selective_scan import selective_scan  # noqa: E402
 
 
-def plain_case(batch, dim, length, dtype):
+def plain_case(batch, dim, length, dtype, backend='triton'):
     inp = bench_gpu.stage_inputs(batch, dim, length, dtype)
     leaves = [v.requires_grad_() for v in inp.values()]
 
     def run():
-        out = selective_scan(**inp, delta_softplus=True, backend='triton')
+        out = selective_scan(**inp, delta_softplus=True, backend=backend)
         torch.autograd.grad(out, leaves, torch.ones_like(out))
     return run
 
@@ -49,6 +49,8 @@ def main(argv=None):
     ap.add_argument('--dtypes', nargs='+', default=['float32', 'bfloat16'])
     ap.add_argument('--paths', nargs='+', default=['plain', 'fused'], choices=['plain', 'fused'])
     ap.add_argument('--batch', type=int, default=128)
+    ap.add_argument('--backend', default='triton', choices=['triton', 'cuda'],
+                    help="the plain path's kernels: Triton, or kernels/selective_scan (CUDA C++)")
     args = ap.parse_args(argv)
     cases = []
     for path in args.paths:
@@ -56,9 +58,9 @@ def main(argv=None):
             dim, length = bench_gpu.STAGES[stage - 1]
             for name in args.dtypes:
                 dtype = getattr(torch, name)
-                make = plain_case if path == 'plain' else fused_case
-                cases.append((f'{path} stage {stage} (D={dim}, L={length}) {name}', make(args.batch, dim, length,
-                                                                                           dtype),
+                run = (plain_case(args.batch, dim, length, dtype, args.backend) if path == 'plain'
+                       else fused_case(args.batch, dim, length, dtype))
+                cases.append((f'{path} stage {stage} (D={dim}, L={length}) {name}', run,
                               args.batch * bench_gpu.K * dim * length, dtype.itemsize))
     for _, run, _, _ in cases:
         run()

@@ -35,7 +35,7 @@ void check_stream(const at::Tensor& t, const char* name, const at::Tensor& like)
 
 ScanArgs make_args(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
                    const at::Tensor& C, const at::Tensor& D, const at::Tensor& z, const at::Tensor& bias,
-                   bool softplus, int64_t chunk) {
+                   bool softplus) {
   check_stream(u, "u", u);
   check_stream(delta, "delta", u);
   check_stream(B, "B", u);
@@ -55,6 +55,7 @@ ScanArgs make_args(const at::Tensor& u, const at::Tensor& delta, const at::Tenso
   a.d_state = static_cast<int>(A.size(1));
   a.groups = static_cast<int>(B.size(1));
   a.per_group = a.channels / a.groups;
+  const int chunk = vmz::chunk_steps(padded_state(a.d_state), a.length);
   a.n_chunks = static_cast<int>((a.length + chunk - 1) / chunk);
   a.softplus = softplus;
   a.u = u.data_ptr();
@@ -71,7 +72,7 @@ ScanArgs make_args(const at::Tensor& u, const at::Tensor& delta, const at::Tenso
 template <typename T>
 void launch_by_state(bool backward, const ScanArgs& a, int ns, cudaStream_t stream) {
   switch (ns) {
-    case 1: backward ? vmz::launch_backward<T, 1>(a, stream) : vmz::launch_forward<T, 1>(a, stream); break;
+    case 1: backward ? vmz::launch_backward_single<T>(a, stream) : vmz::launch_forward_single<T>(a, stream); break;
     case 4: backward ? vmz::launch_backward<T, 4>(a, stream) : vmz::launch_forward<T, 4>(a, stream); break;
     case 16: backward ? vmz::launch_backward<T, 16>(a, stream) : vmz::launch_forward<T, 16>(a, stream); break;
     default: backward ? vmz::launch_backward<T, 64>(a, stream) : vmz::launch_forward<T, 64>(a, stream); break;
@@ -95,7 +96,7 @@ std::vector<at::Tensor> forward(at::Tensor u, at::Tensor delta, at::Tensor A, at
                                 at::Tensor D, at::Tensor z, at::Tensor bias, bool softplus) {
   TORCH_CHECK(u.is_cuda(), "u must be a CUDA tensor");  // before the guard, which would fail less clearly
   const c10::cuda::CUDAGuard guard(u.device());
-  ScanArgs a = make_args(u, delta, A, B, C, D, z, bias, softplus, vmz::kChunk);
+  ScanArgs a = make_args(u, delta, A, B, C, D, z, bias, softplus);
   auto f32 = u.options().dtype(at::kFloat);
   at::Tensor out = at::empty_like(u);
   at::Tensor chunk_states = at::empty({a.batch, a.channels, a.n_chunks, a.d_state}, f32);
@@ -117,7 +118,7 @@ std::vector<at::Tensor> backward(at::Tensor u, at::Tensor delta, at::Tensor A, a
                                  at::Tensor chunk_states, at::Tensor dout) {
   TORCH_CHECK(u.is_cuda(), "u must be a CUDA tensor");  // before the guard, which would fail less clearly
   const c10::cuda::CUDAGuard guard(u.device());
-  ScanArgs a = make_args(u, delta, A, B, C, D, z, bias, softplus, vmz::kChunk);
+  ScanArgs a = make_args(u, delta, A, B, C, D, z, bias, softplus);
   check_stream(dout, "dout", u);
   TORCH_CHECK(chunk_states.scalar_type() == at::kFloat && chunk_states.is_contiguous() &&
                   chunk_states.numel() == static_cast<int64_t>(a.batch) * a.channels * a.n_chunks * a.d_state,
@@ -126,7 +127,17 @@ std::vector<at::Tensor> backward(at::Tensor u, at::Tensor delta, at::Tensor A, a
   at::Tensor du = at::empty_like(u), ddelta = at::empty_like(delta);
   at::Tensor dz = z.numel() ? at::empty_like(z) : at::empty({0}, u.options());
   at::Tensor dA_part = at::zeros({a.batch, a.channels, a.d_state}, f32);
-  at::Tensor dB = at::zeros(B.sizes(), f32), dC = at::zeros(C.sizes(), f32);
+  // d_state 1 with whole blocks of one group: per-block partial sums, added here (no atomics, no zero fill)
+  const int rows_per_block = vmz::single_state_rows_per_block(a.length);
+  const bool block_sums = padded_state(a.d_state) == 1 && a.per_group % rows_per_block == 0;
+  at::Tensor dBC_part;
+  at::Tensor dB, dC;
+  if (block_sums) {
+    dBC_part = at::empty({2, vmz::single_state_blocks(a), a.length}, f32);
+  } else {
+    dB = at::zeros(B.sizes(), f32);
+    dC = at::zeros(C.sizes(), f32);
+  }
   at::Tensor dD_part = at::zeros({D.numel() ? a.batch : 0, a.channels}, f32);
   at::Tensor dbias_part = at::zeros({bias.numel() ? a.batch : 0, a.channels}, f32);
   a.chunk_states = chunk_states.data_ptr<float>();
@@ -137,10 +148,18 @@ std::vector<at::Tensor> backward(at::Tensor u, at::Tensor delta, at::Tensor A, a
   a.dA_part = dA_part.data_ptr<float>();
   a.dD_part = D.numel() ? dD_part.data_ptr<float>() : nullptr;
   a.dbias_part = bias.numel() ? dbias_part.data_ptr<float>() : nullptr;
-  a.dB = dB.data_ptr<float>();
-  a.dC = dC.data_ptr<float>();
+  a.dB = block_sums ? nullptr : dB.data_ptr<float>();
+  a.dC = block_sums ? nullptr : dC.data_ptr<float>();
+  a.dBC_part = block_sums ? dBC_part.data_ptr<float>() : nullptr;
   if (a.batch * a.channels > 0 && a.length > 0) {
     launch(true, u.scalar_type(), a);
+  }
+  if (block_sums) {
+    // (2, batch, groups, blocks per group, L) -> sum over a group's blocks -> (batch, groups, 1, L) each
+    at::Tensor sums = dBC_part.view({2, a.batch, a.groups, a.per_group / rows_per_block, a.length})
+                          .sum(3, /*keepdim=*/true);
+    dB = sums[0].contiguous();
+    dC = sums[1].contiguous();
   }
   return {du, ddelta, dA_part, dB, dC, dD_part, dz, dbias_part};
 }

@@ -5,7 +5,8 @@
 // vmamba_zoo/ops/selective_scan/naive.py (after state-spaces/mamba selective_scan_ref):
 //   dt_t = softplus(delta_t + bias), h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t, y_t = <C_t, h_t> + D u_t,
 //   out_t = y_t * silu(z_t).
-// Layout of the work: one thread per (batch, channel) row walks the sequence; a warp is one block and owns 32
+// Layout of the work (d_state > 1; d_state 1 has its own warp-per-row kernels, single_state.cu): one thread per
+// (batch, channel) row walks the sequence; a warp is one block and owns 32
 // consecutive rows. The row-major (batch, K*D, L) streams go through a per-warp shared-memory tile of 32 rows x
 // kChunk steps, so every global load/store is a coalesced run along L; each lane then walks its own row of the
 // tile. B and C (shared by the channels of a group) are read directly (lanes of one group hit the same address).
@@ -22,6 +23,12 @@ namespace vmz {
 constexpr int kWarp = 32;
 constexpr int kChunk = 32;       // steps per tile and per saved state
 constexpr int kTilePitch = 33;   // +1 float per tile row: lanes reading one column hit 32 different banks
+// d_state 1 (single_state.cu): W lanes per row (a warp, or kShortLanes for sequences <= kShortLength steps),
+// kItems consecutive steps per lane, kRowWarps warps per block; a state is saved every W * kItems steps
+constexpr int kItems = 8;
+constexpr int kRowWarps = 8;
+constexpr int kShortLanes = 8;
+constexpr int kShortLength = 128;
 
 struct ScanArgs {
   // (batch, channels, L) row-major streams of the input dtype
@@ -47,6 +54,7 @@ struct ScanArgs {
   float* dbias_part;    // (batch * channels,)
   float* dB;            // (batch, groups, N, L) fp32, summed over a group's channels with atomics
   float* dC;
+  float* dBC_part;      // d_state 1 only, or nullptr: (2, blocks, L) per-block sums of dB / dC (no atomics)
   int batch, channels, length, d_state, groups, per_group, n_chunks;
   bool softplus;
 };
@@ -115,10 +123,20 @@ __device__ __forceinline__ void store_tile(float (*tile)[kTilePitch], void* dst,
 
 // one warp-sized block per 32 (batch, channel) rows
 inline int scan_blocks(const ScanArgs& args) { return (args.batch * args.channels + kWarp - 1) / kWarp; }
+// d_state 1: lanes per row, rows per block, blocks
+inline int single_state_lanes(int length) { return length <= kShortLength ? kShortLanes : kWarp; }
+inline int single_state_rows_per_block(int length) { return kRowWarps * kWarp / single_state_lanes(length); }
+inline int single_state_blocks(const ScanArgs& args) {
+  const int rows = single_state_rows_per_block(args.length);
+  return (args.batch * args.channels + rows - 1) / rows;
+}
+// steps per saved state of the kernels that a padded state size and length run
+inline int chunk_steps(int padded_state, int length) {
+  return padded_state == 1 ? single_state_lanes(length) * kItems : kChunk;
+}
 
-// the launchers binding.cpp calls: every input dtype x the padded state sizes it dispatches to
+// the launchers binding.cpp calls: every input dtype x the padded state sizes > 1 (d_state 1: single_state.cu)
 #define VMZ_INSTANTIATE_STATES(LAUNCH, T)                     \
-  template void LAUNCH<T, 1>(const ScanArgs&, cudaStream_t);  \
   template void LAUNCH<T, 4>(const ScanArgs&, cudaStream_t);  \
   template void LAUNCH<T, 16>(const ScanArgs&, cudaStream_t); \
   template void LAUNCH<T, 64>(const ScanArgs&, cudaStream_t);
@@ -132,5 +150,11 @@ void launch_forward(const ScanArgs& args, cudaStream_t stream);
 
 template <typename T, int NS>
 void launch_backward(const ScanArgs& args, cudaStream_t stream);
+
+template <typename T>
+void launch_forward_single(const ScanArgs& args, cudaStream_t stream);
+
+template <typename T>
+void launch_backward_single(const ScanArgs& args, cudaStream_t stream);
 
 }  // namespace vmz

@@ -83,9 +83,10 @@ def _cuda_backend(*args, **kwargs):
 
 
 # 'cuda': the zoo's CUDA C++ kernels, JIT-built from kernels/ when a CUDA toolchain is present. Used only when
-# pinned (backend='cuda' or VMAMBA_ZOO_SCAN_BACKEND=cuda): on an H200 (model_cards/gpu_kernels.md) it ran fwd+bwd
-# 1.9-2.3x slower than 'triton' at VMamba-T stages 1-2, on par at stage 3 and 1.1-1.3x faster only at stage 4
-# (L=49), and its first call costs a ~30 s build, so the automatic CUDA order stays triton -> chunked.
+# pinned (backend='cuda' or VMAMBA_ZOO_SCAN_BACKEND=cuda): on an H200 (model_cards/gpu_kernels.md, run 23a) its
+# d_state-1 kernels ran fwd+bwd 1.16 / 1.00 / 0.92 / 1.33x 'triton' at VMamba-T stages 1-4 in fp32 but slower in
+# bf16 (0.48-0.94x); d_state > 1 runs the older lane-per-row kernels (at N = 1 they took 2.5x Triton's time,
+# run 22a); and the first call costs a ~35 s build, so the automatic CUDA order stays triton -> chunked.
 register_backend('cuda', _cuda_backend)
 
 

@@ -11,9 +11,11 @@ torch was built with, which ``torch.utils.cpp_extension`` refuses); ``VMAMBA_ZOO
 makes the backend import that build instead of compiling one. ``tools/cuda_toolkit.py`` fetches a CUDA 12.4
 compiler and drives both (``tests/ops/test_selective_scan_cuda_build.py`` builds with CUDA 12 and 13 on CPU).
 
-Kernel design (see ``kernels/selective_scan/common.cuh``): one thread per (batch, channel) row walking the
-sequence, warp-sized blocks, coalesced loads and stores through a shared-memory tile, state checkpoints every
-32 steps, the backward recomputing one chunk at a time; d_state <= 64. Same contract and results as
+Kernel design (see ``kernels/selective_scan/common.cuh``): for d_state > 1 one thread per (batch, channel) row
+walking the sequence, warp-sized blocks, coalesced loads and stores through a shared-memory tile, state
+checkpoints every 32 steps, the backward recomputing one chunk at a time; d_state <= 64. d_state 1
+(``single_state.cu``): a warp (8 lanes for L <= 128) per row, 8 steps per lane, the lanes combined by a segmented
+shuffle scan, checkpoints every 256 (64) steps. Same contract and results as
 ``naive.py``; the returned last state is not differentiable, as in the Triton backend.
 """
 import functools
@@ -35,7 +37,7 @@ __all__ = ['selective_scan_cuda', 'cuda_backend_available', 'load_extension', 'b
 KERNEL_DIR = Path(__file__).resolve().parents[3] / 'kernels' / 'selective_scan'
 EXTENSION_NAME = 'vmamba_zoo_selective_scan'
 ENV_EXTENSION = 'VMAMBA_ZOO_CUDA_EXTENSION'  # path of a prebuilt extension (build_extension) to import
-_SOURCES = ('binding.cpp', 'forward.cu', 'backward.cu')
+_SOURCES = ('binding.cpp', 'forward.cu', 'backward.cu', 'single_state.cu')
 _MAX_D_STATE = 64
 
 

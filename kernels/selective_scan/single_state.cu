@@ -1,0 +1,439 @@
+// Selective scan kernels for d_state 1 (VMamba's N = 1): one warp per (batch, channel) row.
+//
+// Why a second layout: the generic kernels (forward.cu / backward.cu) give each lane a row and walk it one step
+// at a time, so a stage-1 VMamba-T scan (49152 rows) keeps only ~12 warps per SM busy, each waiting on one load
+// per step. Here W lanes own a row (a whole warp; 8 lanes, four rows per warp, for sequences <= 128 steps) and
+// take W x kItems consecutive steps per iteration: every lane loads its kItems steps at once (16-byte vector
+// loads when the rows allow), scans them in registers and the W lane results are combined with a segmented warp
+// scan of the pairs (a, b) of h -> a h + b (log2 W shuffle levels), so the sequential part per row is
+// L / (W kItems) iterations and there is a segment of lanes per row.
+//
+// Backward (per row, chunks in reverse): the chunk's states are recomputed the same way from the state the
+// forward saved at the chunk's start; the adjoint g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1} is the same scan run
+// backwards (pairs composed from lane 31 down, with the next chunk's first decay and adjoint carried in). dB/dC
+// sum over the channels of a group: when a block's rows (kRowWarps x 32 / W) share one (batch, group) the block adds them in
+// shared memory and writes one partial row per block (no atomics: the host sums a group's partials); otherwise
+// each lane adds its own terms atomically.
+#include "common.cuh"
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+namespace vmz {
+
+namespace {
+
+// shuffles inside segments of W lanes (one row per segment)
+template <int W>
+__device__ __forceinline__ float shfl_up(float v, int d) { return __shfl_up_sync(0xffffffffu, v, d, W); }
+template <int W>
+__device__ __forceinline__ float shfl_down(float v, int d) { return __shfl_down_sync(0xffffffffu, v, d, W); }
+template <int W>
+__device__ __forceinline__ float shfl_at(float v, int lane) { return __shfl_sync(0xffffffffu, v, lane, W); }
+
+template <int W>
+__device__ __forceinline__ float segment_total(float v) {
+#pragma unroll
+  for (int offset = W / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset, W);
+  return v;
+}
+
+// inclusive scan of the lanes' maps h -> prod h + acc over a segment of W lanes: forward (kUp), lane j ends with
+// lanes 0..j composed (its own map applied last); reverse, with lanes j..W-1 (its own applied last, walking down)
+template <int W, bool kUp>
+__device__ __forceinline__ void segment_scan(float& prod, float& acc, int lane) {
+#pragma unroll
+  for (int off = 1; off < W; off <<= 1) {
+    const float p_other = kUp ? shfl_up<W>(prod, off) : shfl_down<W>(prod, off);
+    const float a_other = kUp ? shfl_up<W>(acc, off) : shfl_down<W>(acc, off);
+    if (kUp ? lane >= off : lane + off < W) {
+      acc = prod * a_other + acc;
+      prod = prod * p_other;
+    }
+  }
+}
+
+// the fast forms (ex2.approx, lg2.approx), as Triton's tl.exp / tl.log compile, which the tolerances allow
+__device__ __forceinline__ float fast_softplus(float x) { return x > 20.f ? x : __logf(1.f + __expf(x)); }
+__device__ __forceinline__ float fast_sigmoid(float x) { return __frcp_rn(1.f + __expf(-x)); }
+
+// 16-bit values from / to their bits (no trip through memory)
+template <typename T>
+__device__ __forceinline__ float from_bits(uint16_t bits);
+template <>
+__device__ __forceinline__ float from_bits<c10::BFloat16>(uint16_t bits) {
+  return __uint_as_float(static_cast<uint32_t>(bits) << 16);
+}
+template <>
+__device__ __forceinline__ float from_bits<c10::Half>(uint16_t bits) {
+  return __half2float(__ushort_as_half(bits));
+}
+template <typename T>
+__device__ __forceinline__ uint16_t to_bits(float v);
+template <>
+__device__ __forceinline__ uint16_t to_bits<c10::BFloat16>(float v) {
+  return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+template <>
+__device__ __forceinline__ uint16_t to_bits<c10::Half>(float v) {
+  return __half_as_ushort(__float2half_rn(v));
+}
+
+__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// v[i] <- p[t0 + i] (0 past `length`): in 16-byte vectors when `vec` (16-byte aligned rows) and the lane's
+// steps lie wholly before `length`, element by element otherwise. One test per lane, not per vector: bounds per
+// vector cost 8 registers in the forward (88 instead of 80: 2 blocks per SM instead of 3) and ~10% of the
+// backward's time (run 23a).
+template <int ITEMS, typename T>
+__device__ __forceinline__ void load_items(float (&v)[ITEMS], const T* p, int t0, int length, bool vec) {
+  constexpr int kPer = 16 / sizeof(T);
+  static_assert(ITEMS % kPer == 0, "items must fill whole 16-byte vectors");
+  if (vec && t0 + ITEMS <= length) {
+#pragma unroll
+    for (int k = 0; k < ITEMS / kPer; ++k) {
+      if constexpr (sizeof(T) == 4) {
+        const float4 f = *reinterpret_cast<const float4*>(p + t0 + k * kPer);
+        v[kPer * k] = f.x, v[kPer * k + 1] = f.y, v[kPer * k + 2] = f.z, v[kPer * k + 3] = f.w;
+      } else {
+        const uint4 raw = *reinterpret_cast<const uint4*>(p + t0 + k * kPer);
+        const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+          v[kPer * k + 2 * w] = from_bits<T>(static_cast<uint16_t>(words[w] & 0xffffu));
+          v[kPer * k + 2 * w + 1] = from_bits<T>(static_cast<uint16_t>(words[w] >> 16));
+        }
+      }
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i) v[i] = t0 + i < length ? static_cast<float>(p[t0 + i]) : 0.f;
+  }
+}
+
+template <int ITEMS, typename T>
+__device__ __forceinline__ void store_items(T* p, const float (&v)[ITEMS], int t0, int length, bool vec) {
+  constexpr int kPer = 16 / sizeof(T);
+  if (vec && t0 + ITEMS <= length) {
+#pragma unroll
+    for (int k = 0; k < ITEMS / kPer; ++k) {
+      if constexpr (sizeof(T) == 4) {
+        *reinterpret_cast<float4*>(p + t0 + k * kPer) =
+            make_float4(v[kPer * k], v[kPer * k + 1], v[kPer * k + 2], v[kPer * k + 3]);
+      } else {
+        uint32_t words[4];
+#pragma unroll
+        for (int w = 0; w < 4; ++w)
+          words[w] = static_cast<uint32_t>(to_bits<T>(v[kPer * k + 2 * w])) |
+                     (static_cast<uint32_t>(to_bits<T>(v[kPer * k + 2 * w + 1])) << 16);
+        *reinterpret_cast<uint4*>(p + t0 + k * kPer) = make_uint4(words[0], words[1], words[2], words[3]);
+      }
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+      if (t0 + i < length) p[t0 + i] = static_cast<T>(v[i]);
+  }
+}
+
+// the row a segment of W lanes walks (32 / W rows per warp) and its per-row constants
+struct Row {
+  int64_t row;  // b * channels + d
+  int b, d, g;
+  bool valid;
+};
+
+template <int W>
+__device__ __forceinline__ Row segment_row(const ScanArgs& a) {
+  Row r;
+  r.row = (static_cast<int64_t>(blockIdx.x) * kRowWarps + threadIdx.x / kWarp) * (kWarp / W) +
+          (threadIdx.x % kWarp) / W;
+  r.valid = r.row < static_cast<int64_t>(a.batch) * a.channels;
+  r.b = r.valid ? static_cast<int>(r.row / a.channels) : 0;
+  r.d = r.valid ? static_cast<int>(r.row % a.channels) : 0;
+  r.g = r.d / a.per_group;
+  return r;
+}
+
+// what both kernels read of their row: its parameters and the input rows (u, delta, z: the row's own; B, C: its
+// (batch, group)'s)
+template <typename T>
+struct RowInputs {
+  float A, bias, D;
+  int64_t offset, bc;  // element offsets of the row and of its B/C row
+  const T *u, *delta, *z, *B, *C;
+};
+
+template <typename T>
+__device__ __forceinline__ RowInputs<T> row_inputs(const ScanArgs& a, const Row& r) {
+  RowInputs<T> in;
+  in.A = r.valid ? a.A[r.d] : 0.f;
+  in.bias = (r.valid && a.bias) ? a.bias[r.d] : 0.f;
+  in.D = (r.valid && a.D) ? a.D[r.d] : 0.f;
+  in.offset = r.row * a.length;
+  in.bc = (static_cast<int64_t>(r.b) * a.groups + r.g) * a.length;
+  in.u = static_cast<const T*>(a.u) + in.offset;
+  in.delta = static_cast<const T*>(a.delta) + in.offset;
+  in.z = a.z ? static_cast<const T*>(a.z) + in.offset : nullptr;
+  in.B = static_cast<const T*>(a.B) + in.bc;
+  in.C = static_cast<const T*>(a.C) + in.bc;
+  return in;
+}
+
+__device__ __forceinline__ bool row_vectors(const ScanArgs& a, const void* base, size_t elem) {
+  // every row starts on a 16-byte boundary when the base does and a row is a whole number of vectors
+  return base != nullptr && aligned16(base) && (static_cast<size_t>(a.length) * elem) % 16 == 0;
+}
+
+}  // namespace
+
+// W lanes per row (32, or 8 for short sequences), kItems steps per lane and iteration; the state before every
+// W * kItems steps (the backward's chunk) is saved. 3 blocks per SM: 80 registers (run 23a: at 88, 2 blocks per
+// SM, the stage-1 fp32 forward took 687 us instead of 522). 16 steps per lane for 16-bit inputs (32 bytes per
+// stream in flight, as fp32 has) was tried in run 23a: 128 registers and a stack, 844 us instead of 654 at bf16.
+template <typename T, int W>
+__global__ void __launch_bounds__(kRowWarps * kWarp, 3) forward_single_kernel(ScanArgs a) {
+  constexpr int kFwdItems = kItems;
+  constexpr int kSteps = W * kFwdItems;
+  const Row r = segment_row<W>(a);
+  if (!__any_sync(0xffffffffu, r.valid)) return;  // whole warps only: the shuffles need every lane
+  const int lane = threadIdx.x % W;
+  const int L = r.valid ? a.length : 0;  // a row past the end touches no memory: all its steps are masked
+  const RowInputs<T> in = row_inputs<T>(a, r);
+  const float A = in.A, bias = in.bias, Dv = in.D;
+  const int64_t offset = in.offset;
+  const T *u_row = in.u, *dt_row = in.delta, *z_row = in.z, *B_row = in.B, *C_row = in.C;
+  T* out_row = static_cast<T*>(a.out) + offset;
+  const bool vec = row_vectors(a, a.u, sizeof(T)) && aligned16(a.delta) && aligned16(a.B) && aligned16(a.C) &&
+                   aligned16(a.out) && (!a.z || aligned16(a.z));
+  float* states = a.chunk_states + r.row * a.n_chunks;
+
+  float carry = 0.f;  // the state before the chunk's first step
+  const int n_steps = (a.length + kSteps - 1) / kSteps;
+  for (int c = 0; c < n_steps; ++c) {
+    const int t0 = c * kSteps + lane * kFwdItems;
+    float u[kFwdItems], dt[kFwdItems], Bv[kFwdItems], Cv[kFwdItems], decay[kFwdItems], drive[kFwdItems];
+    load_items(u, u_row, t0, L, vec);
+    load_items(dt, dt_row, t0, L, vec);
+    load_items(Bv, B_row, t0, L, vec);
+    load_items(Cv, C_row, t0, L, vec);
+    // the lane's steps as one map h -> prod * h + acc (steps past L: identity)
+    float prod = 1.f, acc = 0.f;
+#pragma unroll
+    for (int i = 0; i < kFwdItems; ++i) {
+      float x = dt[i] + bias;
+      if (a.softplus) x = fast_softplus(x);
+      const bool live = t0 + i < L;
+      decay[i] = live ? __expf(x * A) : 1.f;
+      drive[i] = live ? x * u[i] * Bv[i] : 0.f;
+      acc = decay[i] * acc + drive[i];
+      prod *= decay[i];
+    }
+    // inclusive scan of the lane maps over the segment (lane j's map applied after lanes 0..j-1)
+    segment_scan<W, true>(prod, acc, lane);
+    const float p_up = shfl_up<W>(prod, 1), a_before = shfl_up<W>(acc, 1);  // shuffles run in every lane
+    float h = lane ? p_up * carry + a_before : carry;
+    // the lanes that start a backward chunk save the state before it
+    if (r.valid && t0 % (W * kItems) == 0 && t0 < L) states[t0 / (W * kItems)] = h;
+    const float next_carry = shfl_at<W>(prod, W - 1) * carry + shfl_at<W>(acc, W - 1);
+    float y[kFwdItems];
+    float zv[kFwdItems];
+    if (z_row) load_items(zv, z_row, t0, L, vec);
+#pragma unroll
+    for (int i = 0; i < kFwdItems; ++i) {
+      h = decay[i] * h + drive[i];
+      y[i] = Cv[i] * h + Dv * u[i];
+      if (z_row) y[i] *= zv[i] * fast_sigmoid(zv[i]);
+    }
+    store_items(out_row, y, t0, L, vec);
+    carry = next_carry;
+  }
+  if (lane == 0 && r.valid) a.last_state[r.row] = carry;
+}
+
+template <typename T, int W>
+__global__ void __launch_bounds__(kRowWarps * kWarp, 2) backward_single_kernel(ScanArgs a) {  // 2 blocks/SM
+  constexpr int kRows = kRowWarps * kWarp / W;  // rows per block
+  constexpr int kSteps = W * kItems;            // steps per chunk
+  // the block's dB and dC terms of one chunk, when its rows share one (batch, group)
+  __shared__ float terms_B[kRows][kSteps];
+  __shared__ float terms_C[kRows][kSteps];
+  const Row r = segment_row<W>(a);
+  const bool block_sums = a.dBC_part != nullptr;  // binding: only when every block is whole and in one group
+  if (!block_sums && !__any_sync(0xffffffffu, r.valid)) return;
+  const int lane = threadIdx.x % W;
+  const int row_in_block = threadIdx.x / W;
+  const int L = r.valid ? a.length : 0;
+  const RowInputs<T> in = row_inputs<T>(a, r);
+  const float A = in.A, bias = in.bias, Dv = in.D;
+  const int64_t offset = in.offset, bc = in.bc;
+  const T *u_row = in.u, *dt_row = in.delta, *z_row = in.z, *B_row = in.B, *C_row = in.C;
+  const T* dout_row = static_cast<const T*>(a.dout) + offset;
+  T* du_row = static_cast<T*>(a.du) + offset;
+  T* ddelta_row = static_cast<T*>(a.ddelta) + offset;
+  T* dz_row = a.z ? static_cast<T*>(a.dz) + offset : nullptr;
+  const bool vec = row_vectors(a, a.u, sizeof(T)) && aligned16(a.delta) && aligned16(a.B) && aligned16(a.C) &&
+                   aligned16(a.dout) && aligned16(a.du) && aligned16(a.ddelta) &&
+                   (!a.z || (aligned16(a.z) && aligned16(a.dz)));
+  const float* states = a.chunk_states + r.row * a.n_chunks;
+
+  float g_carry = 0.f;      // adjoint at the first step of the chunk after this one
+  float decay_carry = 0.f;  // exp(dt A) at that step (0: there is none)
+  float dA_acc = 0.f, dD_acc = 0.f, dbias_acc = 0.f;
+  for (int c = a.n_chunks - 1; c >= 0; --c) {
+    const int t0 = c * kSteps + lane * kItems;
+    float u[kItems], dt[kItems], Bv[kItems], Cv[kItems], dy[kItems], decay[kItems], h[kItems], pre[kItems];
+    load_items(u, u_row, t0, L, vec);
+    load_items(pre, dt_row, t0, L, vec);
+    load_items(Bv, B_row, t0, L, vec);
+    load_items(Cv, C_row, t0, L, vec);
+    load_items(dy, dout_row, t0, L, vec);
+    // the chunk's states again (the forward's scan from its saved start state)
+    float prod = 1.f, acc = 0.f;
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      pre[i] += bias;
+      dt[i] = a.softplus ? fast_softplus(pre[i]) : pre[i];
+      const bool live = t0 + i < L;
+      decay[i] = live ? __expf(dt[i] * A) : 0.f;  // 0 past L: no adjoint flows back from there
+      h[i] = live ? dt[i] * u[i] * Bv[i] : 0.f;  // the drive term for now
+      acc = decay[i] * acc + h[i];
+      prod *= decay[i];
+    }
+    segment_scan<W, true>(prod, acc, lane);
+    const float start = r.valid ? states[c] : 0.f;
+    const float p_up = shfl_up<W>(prod, 1), a_before = shfl_up<W>(acc, 1);
+    const float h_first = lane ? p_up * start + a_before : start;  // state before the lane's first step
+    {
+      float hs = h_first;
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        hs = decay[i] * hs + h[i];
+        h[i] = hs;
+      }
+    }
+    // gate: y = C h + D u, out = y silu(z)
+    if (z_row) {
+      float zv[kItems], dz[kItems];
+      load_items(zv, z_row, t0, L, vec);
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        const float y = Cv[i] * h[i] + Dv * u[i];
+        const float sig = fast_sigmoid(zv[i]);
+        dz[i] = dy[i] * y * sig * (1.f + zv[i] * (1.f - sig));
+        dy[i] = dy[i] * zv[i] * sig;
+      }
+      store_items(dz_row, dz, t0, L, vec);
+    }
+    // adjoint, in reverse: the lane's steps as one map g_in -> prod * g_in + acc, where g_in is the adjoint at
+    // the next lane's first step and each step's factor is the decay of the step after it
+    const float next_lane_decay = shfl_down<W>(decay[0], 1);
+    const float after_lane = lane == W - 1 ? decay_carry : next_lane_decay;
+    prod = 1.f;
+    acc = 0.f;
+#pragma unroll
+    for (int i = kItems - 1; i >= 0; --i) {
+      const float factor = i == kItems - 1 ? after_lane : decay[i + 1];
+      acc = Cv[i] * dy[i] + factor * acc;
+      prod *= factor;
+    }
+    segment_scan<W, false>(prod, acc, lane);
+    const float g_lane = prod * g_carry + acc;  // adjoint at the lane's first step
+    const float g_next_lane = shfl_down<W>(g_lane, 1);
+    float g = lane == W - 1 ? g_carry : g_next_lane;  // adjoint at the next lane's first step
+    decay_carry = shfl_at<W>(decay[0], 0);
+    g_carry = shfl_at<W>(g_lane, 0);
+
+    float du[kItems], ddelta[kItems];
+#pragma unroll
+    for (int i = kItems - 1; i >= 0; --i) {
+      const float factor = i == kItems - 1 ? after_lane : decay[i + 1];
+      g = Cv[i] * dy[i] + factor * g;
+      const float h_prev = i ? h[i - 1] : h_first;
+      const float ge = g * h_prev * decay[i];
+      const float ddt = ge * A + g * Bv[i] * u[i];
+      du[i] = g * Bv[i] * dt[i] + Dv * dy[i];
+      dA_acc += ge * dt[i];
+      dD_acc += dy[i] * u[i];
+      // d softplus / dx = sigmoid(x) = exp(x - softplus(x)): one exp, exactly 1 above 20 (dt == x there)
+      const float dd = a.softplus ? ddt * __expf(pre[i] - dt[i]) : ddt;
+      ddelta[i] = dd;
+      dbias_acc += dd;
+      // reuse the registers: B now holds the dB term, C the dC term
+      Bv[i] = g * dt[i] * u[i];
+      Cv[i] = dy[i] * h[i];
+    }
+    store_items(du_row, du, t0, L, vec);  // nothing is stored for a row past the end (L = 0)
+    store_items(ddelta_row, ddelta, t0, L, vec);
+    if (block_sums) {
+      // every row of the block is valid and in the same (batch, group): sum the kRows rows per step
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        terms_B[row_in_block][lane * kItems + i] = Bv[i];
+        terms_C[row_in_block][lane * kItems + i] = Cv[i];
+      }
+      __syncthreads();
+      for (int s = threadIdx.x; s < 2 * kSteps; s += kRowWarps * kWarp) {
+        const int step = s % kSteps;
+        const int t = c * kSteps + step;
+        if (t < a.length) {
+          float (*terms)[kSteps] = s < kSteps ? terms_B : terms_C;
+          float sum = 0.f;
+#pragma unroll 8
+          for (int w = 0; w < kRows; ++w) sum += terms[w][step];
+          // this block's partial row: (2, blocks, L), summed per group on the host
+          a.dBC_part[(static_cast<int64_t>(s < kSteps ? 0 : gridDim.x) + blockIdx.x) * a.length + t] = sum;
+        }
+      }
+      __syncthreads();
+    } else {
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        if (t0 + i < L) {
+          atomicAdd(a.dB + bc + t0 + i, Bv[i]);
+          atomicAdd(a.dC + bc + t0 + i, Cv[i]);
+        }
+      }
+    }
+  }
+  dA_acc = segment_total<W>(dA_acc);
+  dD_acc = segment_total<W>(dD_acc);
+  dbias_acc = segment_total<W>(dbias_acc);
+  if (r.valid && lane == 0) {
+    a.dA_part[r.row] = dA_acc;
+    if (a.D) a.dD_part[r.row] = dD_acc;
+    if (a.bias) a.dbias_part[r.row] = dbias_acc;
+  }
+}
+
+template <typename T>
+void launch_forward_single(const ScanArgs& args, cudaStream_t stream) {
+  const int blocks = single_state_blocks(args);
+  if (single_state_lanes(args.length) == kWarp) {
+    forward_single_kernel<T, kWarp><<<blocks, kRowWarps * kWarp, 0, stream>>>(args);
+  } else {
+    forward_single_kernel<T, kShortLanes><<<blocks, kRowWarps * kWarp, 0, stream>>>(args);
+  }
+}
+
+template <typename T>
+void launch_backward_single(const ScanArgs& args, cudaStream_t stream) {
+  const int blocks = single_state_blocks(args);
+  if (single_state_lanes(args.length) == kWarp) {
+    backward_single_kernel<T, kWarp><<<blocks, kRowWarps * kWarp, 0, stream>>>(args);
+  } else {
+    backward_single_kernel<T, kShortLanes><<<blocks, kRowWarps * kWarp, 0, stream>>>(args);
+  }
+}
+
+#define VMZ_INSTANTIATE_SINGLE(T)                                            \
+  template void launch_forward_single<T>(const ScanArgs&, cudaStream_t);  \
+  template void launch_backward_single<T>(const ScanArgs&, cudaStream_t);
+VMZ_INSTANTIATE_SINGLE(float)
+VMZ_INSTANTIATE_SINGLE(c10::Half)
+VMZ_INSTANTIATE_SINGLE(c10::BFloat16)
+
+}  // namespace vmz
