@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""One forward + backward of the selective-scan Triton (or, ``--backend cuda``, CUDA C++) kernels at VMamba-T stage shapes, for Nsight Compute.
+"""One forward + backward of the selective-scan kernels at VMamba-T stage shapes, for Nsight Compute.
 
     ncu --clock-control none --profile-from-start off --section SpeedOfLight --section Occupancy \\
         --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis \\
@@ -8,8 +8,9 @@
 Each (path, stage, dtype) is run once untimed first (Triton compiles, caches warm), then once between
 ``cudaProfilerStart`` / ``cudaProfilerStop``, so ncu (``--profile-from-start off``) sees exactly one ``_fwd_kernel``
 and one ``_bwd_kernel`` per case, in the order printed. ``plain``: ``selective_scan(backend='triton')`` on
-(B, K*D, L) sequences in scan order; ``fused``: ``selective_scan_fused_triton`` on a channels-last map with
-per-direction inputs in pixel order (``tools/tune_fused_gpu.py``'s inputs). The script prints, per case,
+(B, K*D, L) sequences in scan order (``--backend cuda``: the CUDA C++ kernels of ``kernels/selective_scan``);
+``fused``: ``selective_scan_fused_triton`` on a channels-last map with per-direction inputs in pixel order
+(``tools/tune_fused_gpu.py``'s inputs). The script prints, per case,
 the bytes that must move and the element count, so ncu's DRAM throughput and instruction counts can be read as
 fractions of the HBM bound and as instructions per element.
 """

@@ -41,3 +41,18 @@ def test_cuda_kernels_last_state_and_pinning(monkeypatch):
                                           delta_softplus=True, return_last_state=True)
     torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(state.cpu(), ref_state, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.gpu
+def test_cuda_kernels_are_the_fp32_single_state_default():
+    """backend=None runs the CUDA kernels for fp32 d_state-1 inputs (the measured rule) and Triton for bf16."""
+    _need_extension()
+    scan_module = importlib.import_module('vmamba_zoo.ops.selective_scan')
+    inputs = {k: None if v is None else v.cuda() for k, v in make_inputs(length=300, d_state=1).items()}
+    assert scan_module._resolve_backend(None, **{k: inputs[k] for k in ('u', 'delta', 'A', 'B', 'C')}) \
+        is scan_module._REGISTRY.backends['cuda']
+    low = {k: v.bfloat16() if k in ('u', 'delta', 'B', 'C') else v for k, v in inputs.items() if v is not None}
+    assert scan_module._resolve_backend(None, **{k: low[k] for k in ('u', 'delta', 'A', 'B', 'C')}) \
+        is scan_module._REGISTRY.backends['triton']
+    ref = selective_scan_naive(**{k: None if v is None else v.cpu() for k, v in inputs.items()}, delta_softplus=True)
+    torch.testing.assert_close(selective_scan(**inputs, delta_softplus=True).cpu(), ref, atol=1e-4, rtol=1e-4)

@@ -13,9 +13,9 @@ return_last_state=False, backend=None, return_states=False)``
 Backends (``available_backends()``): ``naive`` (sequential reference, the truth), ``chunked`` (plain PyTorch,
 the CPU training path and the fallback anywhere), ``cpp`` (the C++ CPU kernel of ``kernels/cpu``, built on first
 use: the CPU inference path, see ``cpu.py``), ``triton`` (forward + backward kernels, the default for CUDA tensors
-when Triton is installed) and ``cuda`` (the CUDA C++ kernels of ``kernels/``, built on first use; only when
-pinned, see ``cuda.py``). ``backend=None`` picks the first registered backend for the input's device that accepts
-the inputs; the environment variable ``VMAMBA_ZOO_SCAN_BACKEND`` forces one everywhere (e.g. ``naive`` when
+when Triton is installed) and ``cuda`` (the CUDA C++ kernels of ``kernels/``, built on first use, see ``cuda.py``;
+the CUDA default for fp32 inputs with d_state 1, where it was measured faster, pinned-only otherwise).
+``backend=None`` picks the first registered backend for the input's device that accepts the inputs; the environment variable ``VMAMBA_ZOO_SCAN_BACKEND`` forces one everywhere (e.g. ``naive`` when
 debugging a model). Further kernels register themselves with ``register_backend``; models need no change.
 
 Under ``torch.jit.trace`` (fvcore FLOP counting) the call is wrapped in the autograd function ``SelectiveScanFn``
@@ -82,12 +82,23 @@ def _cuda_backend(*args, **kwargs):
     return selective_scan_cuda(*args, **kwargs)
 
 
-# 'cuda': the zoo's CUDA C++ kernels, JIT-built from kernels/ when a CUDA toolchain is present. Used only when
-# pinned (backend='cuda' or VMAMBA_ZOO_SCAN_BACKEND=cuda): on an H200 (model_cards/gpu_kernels.md, run 23a) its
-# d_state-1 kernels ran fwd+bwd 1.16 / 1.00 / 0.92 / 1.33x 'triton' at VMamba-T stages 1-4 in fp32 but slower in
-# bf16 (0.48-0.94x); d_state > 1 runs the older lane-per-row kernels (at N = 1 they took 2.5x Triton's time,
-# run 22a); and the first call costs a ~35 s build, so the automatic CUDA order stays triton -> chunked.
-register_backend('cuda', _cuda_backend)
+def _cuda_auto_accepts(u, delta, A, B, C) -> bool:
+    """The measured rule for the automatic 'cuda' choice: fp32 CUDA inputs with d_state 1, once the extension
+    is built (its first such call builds it, ~35 s once per machine; no toolchain or a failed build: one
+    warning, and Triton runs)."""
+    if not (u.is_cuda and u.dtype == torch.float32 and A.shape[1] == 1):
+        return False
+    from .cuda import cuda_accepts
+    return cuda_accepts(u, delta, A, B, C)
+
+
+# 'cuda': the zoo's CUDA C++ kernels, JIT-built from kernels/ when a CUDA toolchain is present. Chosen
+# automatically only for fp32 with d_state 1 (``_cuda_auto_accepts``): on an H200 (model_cards/gpu_kernels.md, run
+# 23b, same process) its d_state-1 kernels (single_state.cu) ran fwd+bwd 1.34 / 1.15 / 1.37 / 1.84x the Triton
+# kernels at VMamba-T stages 1-4 in fp32, but 0.91 / 0.81 / 0.66 / 1.52x in bf16; d_state > 1 runs the older
+# lane-per-row kernels (at N = 1 they took 2.5x Triton's time, run 22a). Everything else stays triton -> chunked
+# unless pinned (backend='cuda' or VMAMBA_ZOO_SCAN_BACKEND=cuda; =triton keeps Triton for fp32 too).
+register_backend('cuda', _cuda_backend, device_types=('cuda',), accepts=_cuda_auto_accepts)
 
 
 # 'cpp': the zoo's C++ CPU kernel (kernels/cpu, built on first use, cpu.py). Preferred on CPU for calls autograd

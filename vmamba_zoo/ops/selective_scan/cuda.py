@@ -3,7 +3,8 @@
 The sources are compiled with ``torch.utils.cpp_extension.load`` (ninja) the first time this backend runs, for
 the GPU in use, into torch's extension cache (or ``VMAMBA_ZOO_KERNEL_BUILD_DIR``). Nothing here is needed to
 install the package: without a CUDA toolchain (``nvcc`` under ``CUDA_HOME``) or without the ``kernels/`` folder
-(a wheel install) the backend reports itself unavailable and the dispatch never picks it.
+(a wheel install) the backend reports itself unavailable and the dispatch never picks it. With one, the dispatch
+picks it for fp32 inputs with d_state 1 (measured faster than Triton there, ``model_cards/gpu_kernels.md`` run 23).
 
 ``build_extension(cuda_home, build_dir)`` builds the same extension ahead of time with any CUDA toolkit (it calls
 that toolkit's nvcc and the host C++ compiler directly, so the toolkit's major version may differ from the one
