@@ -24,9 +24,33 @@ constexpr int kWarp = 32;
 constexpr int kChunk = 32;       // steps per tile and per saved state
 constexpr int kTilePitch = 33;   // +1 float per tile row: lanes reading one column hit 32 different banks
 // d_state 1 (single_state.cu): W lanes per row (a warp, or kShortLanes for sequences <= kShortLength steps),
-// kItems consecutive steps per lane, kRowWarps warps per block; a state is saved every W * kItems steps
-constexpr int kItems = 8;
-constexpr int kRowWarps = 8;
+// kFwdItems (kBwdItems) consecutive steps per lane in the forward (backward), kRowWarps warps per block and at
+// least k*MinBlocks blocks per SM (__launch_bounds__); a state is saved every W * kBwdItems steps (the backward's
+// chunk). The VMZ_SINGLE_* macros exist so that tools/tune_cuda_single.py can build variants (-D...) and time them
+// against each other; the defaults are the measured choice (model_cards/gpu_kernels.md).
+#ifndef VMZ_SINGLE_FWD_ITEMS
+#define VMZ_SINGLE_FWD_ITEMS 8
+#endif
+#ifndef VMZ_SINGLE_BWD_ITEMS
+#define VMZ_SINGLE_BWD_ITEMS 8
+#endif
+#ifndef VMZ_SINGLE_ROW_WARPS
+#define VMZ_SINGLE_ROW_WARPS 8
+#endif
+#ifndef VMZ_SINGLE_FWD_MIN_BLOCKS
+#define VMZ_SINGLE_FWD_MIN_BLOCKS 3
+#endif
+#ifndef VMZ_SINGLE_BWD_MIN_BLOCKS
+#define VMZ_SINGLE_BWD_MIN_BLOCKS 2
+#endif
+constexpr int kFwdItems = VMZ_SINGLE_FWD_ITEMS;
+constexpr int kBwdItems = VMZ_SINGLE_BWD_ITEMS;
+constexpr int kFwdMinBlocks = VMZ_SINGLE_FWD_MIN_BLOCKS;
+constexpr int kBwdMinBlocks = VMZ_SINGLE_BWD_MIN_BLOCKS;
+static_assert(kFwdItems == 2 || kFwdItems == 4 || kFwdItems == 8, "forward steps per lane: 2, 4 or 8");
+static_assert(kBwdItems == 2 || kBwdItems == 4 || kBwdItems == 8, "backward steps per lane: 2, 4 or 8");
+constexpr int kRowWarps = VMZ_SINGLE_ROW_WARPS;
+static_assert(kRowWarps == 2 || kRowWarps == 4 || kRowWarps == 8, "warps per block: 2, 4 or 8");
 constexpr int kShortLanes = 8;
 constexpr int kShortLength = 128;
 
@@ -132,7 +156,7 @@ inline int single_state_blocks(const ScanArgs& args) {
 }
 // steps per saved state of the kernels that a padded state size and length run
 inline int chunk_steps(int padded_state, int length) {
-  return padded_state == 1 ? single_state_lanes(length) * kItems : kChunk;
+  return padded_state == 1 ? single_state_lanes(length) * kBwdItems : kChunk;
 }
 
 // the launchers binding.cpp calls: every input dtype x the padded state sizes > 1 (d_state 1: single_state.cu)

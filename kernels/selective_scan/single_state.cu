@@ -84,27 +84,58 @@ __device__ __forceinline__ uint16_t to_bits<c10::Half>(float v) {
 
 __device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// v[i] <- p[t0 + i] (0 past `length`): in 16-byte vectors when `vec` (16-byte aligned rows) and the lane's
-// steps lie wholly before `length`, element by element otherwise. One test per lane, not per vector: bounds per
-// vector cost 8 registers in the forward (88 instead of 80: 2 blocks per SM instead of 3) and ~10% of the
-// backward's time (run 23a).
+// a lane's run of ITEMS steps of T moves in vectors of kBytes (16 bytes, or the whole run when it is shorter)
+template <int ITEMS, typename T>
+struct LaneVectors {
+  static constexpr int kBytes = ITEMS * sizeof(T) < 16 ? ITEMS * sizeof(T) : 16;
+  static constexpr int kPer = kBytes / sizeof(T);  // steps per vector
+  static constexpr int kWords = kBytes / 4;        // 32-bit words per vector
+  static_assert(kBytes % 4 == 0 && ITEMS % kPer == 0, "a lane's steps must fill whole vectors of 32-bit words");
+};
+
+template <int WORDS>
+__device__ __forceinline__ void load_words(uint32_t (&w)[WORDS], const void* p) {
+  if constexpr (WORDS == 4) {
+    const uint4 v = *reinterpret_cast<const uint4*>(p);
+    w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
+  } else if constexpr (WORDS == 2) {
+    const uint2 v = *reinterpret_cast<const uint2*>(p);
+    w[0] = v.x, w[1] = v.y;
+  } else {
+    w[0] = *reinterpret_cast<const uint32_t*>(p);
+  }
+}
+
+template <int WORDS>
+__device__ __forceinline__ void store_words(void* p, const uint32_t (&w)[WORDS]) {
+  if constexpr (WORDS == 4) {
+    *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+  } else if constexpr (WORDS == 2) {
+    *reinterpret_cast<uint2*>(p) = make_uint2(w[0], w[1]);
+  } else {
+    *reinterpret_cast<uint32_t*>(p) = w[0];
+  }
+}
+
+// v[i] <- p[t0 + i] (0 past `length`): in vectors when `vec` (16-byte aligned rows) and the lane's steps lie
+// wholly before `length`, element by element otherwise. One test per lane, not per vector: bounds per vector
+// cost 8 registers in the forward (88 instead of 80: 2 blocks per SM instead of 3) and ~10% of the backward's
+// time (run 23a).
 template <int ITEMS, typename T>
 __device__ __forceinline__ void load_items(float (&v)[ITEMS], const T* p, int t0, int length, bool vec) {
-  constexpr int kPer = 16 / sizeof(T);
-  static_assert(ITEMS % kPer == 0, "items must fill whole 16-byte vectors");
+  using V = LaneVectors<ITEMS, T>;
   if (vec && t0 + ITEMS <= length) {
 #pragma unroll
-    for (int k = 0; k < ITEMS / kPer; ++k) {
-      if constexpr (sizeof(T) == 4) {
-        const float4 f = *reinterpret_cast<const float4*>(p + t0 + k * kPer);
-        v[kPer * k] = f.x, v[kPer * k + 1] = f.y, v[kPer * k + 2] = f.z, v[kPer * k + 3] = f.w;
-      } else {
-        const uint4 raw = *reinterpret_cast<const uint4*>(p + t0 + k * kPer);
-        const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+    for (int k = 0; k < ITEMS / V::kPer; ++k) {
+      uint32_t words[V::kWords];
+      load_words(words, p + t0 + k * V::kPer);
 #pragma unroll
-        for (int w = 0; w < 4; ++w) {
-          v[kPer * k + 2 * w] = from_bits<T>(static_cast<uint16_t>(words[w] & 0xffffu));
-          v[kPer * k + 2 * w + 1] = from_bits<T>(static_cast<uint16_t>(words[w] >> 16));
+      for (int w = 0; w < V::kWords; ++w) {
+        if constexpr (sizeof(T) == 4) {
+          v[V::kPer * k + w] = __uint_as_float(words[w]);
+        } else {
+          v[V::kPer * k + 2 * w] = from_bits<T>(static_cast<uint16_t>(words[w] & 0xffffu));
+          v[V::kPer * k + 2 * w + 1] = from_bits<T>(static_cast<uint16_t>(words[w] >> 16));
         }
       }
     }
@@ -116,21 +147,21 @@ __device__ __forceinline__ void load_items(float (&v)[ITEMS], const T* p, int t0
 
 template <int ITEMS, typename T>
 __device__ __forceinline__ void store_items(T* p, const float (&v)[ITEMS], int t0, int length, bool vec) {
-  constexpr int kPer = 16 / sizeof(T);
+  using V = LaneVectors<ITEMS, T>;
   if (vec && t0 + ITEMS <= length) {
 #pragma unroll
-    for (int k = 0; k < ITEMS / kPer; ++k) {
-      if constexpr (sizeof(T) == 4) {
-        *reinterpret_cast<float4*>(p + t0 + k * kPer) =
-            make_float4(v[kPer * k], v[kPer * k + 1], v[kPer * k + 2], v[kPer * k + 3]);
-      } else {
-        uint32_t words[4];
+    for (int k = 0; k < ITEMS / V::kPer; ++k) {
+      uint32_t words[V::kWords];
 #pragma unroll
-        for (int w = 0; w < 4; ++w)
-          words[w] = static_cast<uint32_t>(to_bits<T>(v[kPer * k + 2 * w])) |
-                     (static_cast<uint32_t>(to_bits<T>(v[kPer * k + 2 * w + 1])) << 16);
-        *reinterpret_cast<uint4*>(p + t0 + k * kPer) = make_uint4(words[0], words[1], words[2], words[3]);
+      for (int w = 0; w < V::kWords; ++w) {
+        if constexpr (sizeof(T) == 4) {
+          words[w] = __float_as_uint(v[V::kPer * k + w]);
+        } else {
+          words[w] = static_cast<uint32_t>(to_bits<T>(v[V::kPer * k + 2 * w])) |
+                     (static_cast<uint32_t>(to_bits<T>(v[V::kPer * k + 2 * w + 1])) << 16);
+        }
       }
+      store_words(p + t0 + k * V::kPer, words);
     }
   } else {
 #pragma unroll
@@ -195,9 +226,9 @@ __device__ __forceinline__ bool row_vectors(const ScanArgs& a, const void* base,
 // SM, the stage-1 fp32 forward took 687 us instead of 522). 16 steps per lane for 16-bit inputs (32 bytes per
 // stream in flight, as fp32 has) was tried in run 23a: 128 registers and a stack, 844 us instead of 654 at bf16.
 template <typename T, int W>
-__global__ void __launch_bounds__(kRowWarps * kWarp, 3) forward_single_kernel(ScanArgs a) {
-  constexpr int kFwdItems = kItems;
-  constexpr int kSteps = W * kFwdItems;
+__global__ void __launch_bounds__(kRowWarps * kWarp, kFwdMinBlocks) forward_single_kernel(ScanArgs a) {
+  constexpr int kSteps = W * kFwdItems;     // steps per iteration
+  constexpr int kChunk = W * kBwdItems;     // steps per saved state (the backward's chunk)
   const Row r = segment_row<W>(a);
   if (!__any_sync(0xffffffffu, r.valid)) return;  // whole warps only: the shuffles need every lane
   const int lane = threadIdx.x % W;
@@ -237,7 +268,7 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, 3) forward_single_kernel(Sc
     const float p_up = shfl_up<W>(prod, 1), a_before = shfl_up<W>(acc, 1);  // shuffles run in every lane
     float h = lane ? p_up * carry + a_before : carry;
     // the lanes that start a backward chunk save the state before it
-    if (r.valid && t0 % (W * kItems) == 0 && t0 < L) states[t0 / (W * kItems)] = h;
+    if (r.valid && t0 % kChunk == 0 && t0 < L) states[t0 / kChunk] = h;
     const float next_carry = shfl_at<W>(prod, W - 1) * carry + shfl_at<W>(acc, W - 1);
     float y[kFwdItems];
     float zv[kFwdItems];
@@ -255,7 +286,8 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, 3) forward_single_kernel(Sc
 }
 
 template <typename T, int W>
-__global__ void __launch_bounds__(kRowWarps * kWarp, 2) backward_single_kernel(ScanArgs a) {  // 2 blocks/SM
+__global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_single_kernel(ScanArgs a) {
+  constexpr int kItems = kBwdItems;
   constexpr int kRows = kRowWarps * kWarp / W;  // rows per block
   constexpr int kSteps = W * kItems;            // steps per chunk
   // the block's dB and dC terms of one chunk, when its rows share one (batch, group)

@@ -100,10 +100,13 @@ def _run_compiler(command):
                            f'{(result.stdout + result.stderr)[-4000:]}')
 
 
-def build_extension(cuda_home, build_dir, archs=None, jobs=3) -> Path:
+def build_extension(cuda_home, build_dir, archs=None, jobs=3, kernel_dir=None, defines=None) -> Path:
     """Compile ``kernels/selective_scan`` with the toolkit at ``cuda_home`` against the installed torch.
 
     ``archs``: compute capabilities such as ``['8.0', '9.0']`` (default: the visible GPU's, or 9.0 without one).
+    ``kernel_dir`` (default ``kernels/selective_scan``) builds another copy of the sources and ``defines``
+    (``{'VMZ_SINGLE_BWD_ITEMS': 4}``) adds ``-D`` macros to the nvcc commands: how ``tools/tune_cuda_single.py``
+    builds the variants it times against each other.
     Uses ``cuda_home/bin/nvcc`` for the ``.cu`` files, ``$CXX`` (default ``c++``) for the binding and the link,
     the same defines and nvcc flags as ``torch.utils.cpp_extension`` and links ``cuda_home``'s libcudart (rpath set).
     Returns the path of ``vmamba_zoo_selective_scan.so`` in ``build_dir``; import it with
@@ -111,22 +114,27 @@ def build_extension(cuda_home, build_dir, archs=None, jobs=3) -> Path:
     """
     from torch.utils import cpp_extension
     cuda_home, build_dir = Path(cuda_home), Path(build_dir)
+    kernel_dir = Path(kernel_dir) if kernel_dir is not None else KERNEL_DIR
     nvcc = cuda_home / 'bin' / 'nvcc'
     if not nvcc.is_file():
         raise RuntimeError(f'build_extension: no nvcc at {nvcc}')
-    missing = [name for name in _SOURCES if not (KERNEL_DIR / name).exists()]
+    missing = [name for name in _SOURCES if not (kernel_dir / name).exists()]
     if missing:
-        raise RuntimeError(f'build_extension: sources {missing} not found in {KERNEL_DIR}')
+        raise RuntimeError(f'build_extension: sources {missing} not found in {kernel_dir}')
+    bad = [name for name in (defines or {}) if not str(name).isidentifier()]
+    if bad:
+        raise ValueError(f'build_extension: macro names {bad} are not identifiers')
+    macros = [f'-D{name}={value}' for name, value in (defines or {}).items()]
     build_dir.mkdir(parents=True, exist_ok=True)
     cxx = os.environ.get('CXX', 'c++')
     includes = [f'-I{path}' for path in cpp_extension.include_paths()]
     includes += [f'-I{sysconfig.get_paths()["include"]}', f'-I{cuda_home / "include"}']
-    defines = [f'-DTORCH_EXTENSION_NAME={EXTENSION_NAME}', '-DTORCH_API_INCLUDE_EXTENSION_H',
-               f'-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}']
+    torch_defines = [f'-DTORCH_EXTENSION_NAME={EXTENSION_NAME}', '-DTORCH_API_INCLUDE_EXTENSION_H',
+                     f'-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}']
     for name in ('COMPILER_TYPE', 'STDLIB', 'BUILD_ABI'):  # pybind11 ABI tags, as cpp_extension passes them
         value = getattr(torch._C, f'_PYBIND11_{name}', None)
         if value is not None:
-            defines.append(f'-DPYBIND11_{name}="{value}"')
+            torch_defines.append(f'-DPYBIND11_{name}="{value}"')
     std = '-std=c++20'  # torch >= 2.14 headers need C++20; CUDA 12 and 13 nvcc accept it
     gencode = []
     for arch in archs or _default_archs():
@@ -136,13 +144,14 @@ def build_extension(cuda_home, build_dir, archs=None, jobs=3) -> Path:
     for name in _SOURCES:
         obj = build_dir / (name.rsplit('.', 1)[0] + '.o')
         objects.append(str(obj))
-        source = str(KERNEL_DIR / name)
+        source = str(kernel_dir / name)
         if name.endswith('.cu'):
             commands.append([str(nvcc), std, '-O3', '-lineinfo', '--compiler-options', '-fPIC', '-ccbin', cxx,
-                             *cpp_extension.COMMON_NVCC_FLAGS, *gencode, *defines, *includes, '-c', source,
-                             '-o', str(obj)])
-        else:
-            commands.append([cxx, std, '-O3', '-fPIC', *defines, *includes, '-c', source, '-o', str(obj)])
+                             *cpp_extension.COMMON_NVCC_FLAGS, *gencode, *torch_defines, *macros, *includes, '-c',
+                             source, '-o', str(obj)])
+        else:  # the binding reads the launch constants of common.cuh too
+            commands.append([cxx, std, '-O3', '-fPIC', *torch_defines, *macros, *includes, '-c', source, '-o',
+                             str(obj)])
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(_run_compiler, commands))
     torch_lib = Path(torch.__file__).parent / 'lib'
