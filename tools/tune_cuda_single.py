@@ -10,7 +10,8 @@ A variant is ``NAME=SPEC``: SPEC is empty (the sources as they are) or comma-sep
 per SM of ``__launch_bounds__``, which caps the registers), ``row_warps`` (warps per block: 2, 4 or 8) -- the
 ``VMZ_SINGLE_*`` macros of ``common.cuh`` -- and ``src=DIR``, another copy of the kernel sources (e.g. the
 committed ones, ``git show HEAD:kernels/selective_scan/<file>``), so that a rewrite is timed against what it
-replaces in the same run. Every variant is built in parallel (``build_extension``, ~35 s each), then each round
+replaces in the same run. Every variant is built in parallel (``build_extension``, ~35 s each; ``--build-only``
+builds them while the GPU does something else, ``--reuse-builds`` times what such a call left), then each round
 runs every variant once in its own process (``VMAMBA_ZOO_CUDA_EXTENSION`` points at its build); the table gives
 the median over rounds of fwd and fwd+bwd ms and the ratio first variant / this one (> 1: faster than the first),
 and each variant's largest relative error against the Triton backend (output and the gradients of u, delta, A,
@@ -124,11 +125,14 @@ def worker(stages, dtypes, batch, json_path):
 
 
 # --------------------------------------------------------------------------------------------- the driver
-def build_all(variants, cuda_home, out_dir, log):
-    from vmamba_zoo.ops.selective_scan.cuda import build_extension
+def build_all(variants, cuda_home, out_dir, log, reuse=False):
+    from vmamba_zoo.ops.selective_scan.cuda import EXTENSION_NAME, build_extension
 
     def build(item):
         name, defines, src = item
+        done = os.path.join(out_dir, 'build', name, f'{EXTENSION_NAME}.so')
+        if reuse and os.path.isfile(done):
+            return name, done, 'reused the earlier build'
         t = time.time()
         try:
             so = build_extension(cuda_home, os.path.join(out_dir, 'build', name), jobs=2, kernel_dir=src,
@@ -153,6 +157,9 @@ def main(argv=None):
     ap.add_argument('--batch', type=int, default=128)
     ap.add_argument('--rounds', type=int, default=2)
     ap.add_argument('--out', required=False, help='folder for tune_cuda_single.json and the builds')
+    ap.add_argument('--build-only', action='store_true', help='build the variants and stop (no GPU use)')
+    ap.add_argument('--reuse-builds', action='store_true',
+                    help="time the builds an earlier --build-only left in --out instead of building again")
     ap.add_argument('--worker', help=argparse.SUPPRESS)  # internal: json path of one timing process
     args = ap.parse_args(argv)
     if args.worker:
@@ -171,11 +178,13 @@ def main(argv=None):
         print(msg, flush=True)
         log_lines.append(msg)
 
-    sos = build_all(variants, args.cuda_home, args.out, log)
+    sos = build_all(variants, args.cuda_home, args.out, log, reuse=args.reuse_builds)
     names = [n for n in names if sos[n]]
     if not names:
         log('no variant built')
         return 1
+    if args.build_only:
+        return 0
     runs = {n: [] for n in names}
     for r in range(args.rounds):
         for name in names:

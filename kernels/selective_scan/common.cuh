@@ -32,7 +32,7 @@ constexpr int kTilePitch = 33;   // +1 float per tile row: lanes reading one col
 #define VMZ_SINGLE_FWD_ITEMS 8
 #endif
 #ifndef VMZ_SINGLE_BWD_ITEMS
-#define VMZ_SINGLE_BWD_ITEMS 8
+#define VMZ_SINGLE_BWD_ITEMS 4
 #endif
 #ifndef VMZ_SINGLE_ROW_WARPS
 #define VMZ_SINGLE_ROW_WARPS 8
@@ -41,7 +41,7 @@ constexpr int kTilePitch = 33;   // +1 float per tile row: lanes reading one col
 #define VMZ_SINGLE_FWD_MIN_BLOCKS 3
 #endif
 #ifndef VMZ_SINGLE_BWD_MIN_BLOCKS
-#define VMZ_SINGLE_BWD_MIN_BLOCKS 2
+#define VMZ_SINGLE_BWD_MIN_BLOCKS 3
 #endif
 constexpr int kFwdItems = VMZ_SINGLE_FWD_ITEMS;
 constexpr int kBwdItems = VMZ_SINGLE_BWD_ITEMS;

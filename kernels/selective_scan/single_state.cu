@@ -3,13 +3,13 @@
 // Why a second layout: the generic kernels (forward.cu / backward.cu) give each lane a row and walk it one step
 // at a time, so a stage-1 VMamba-T scan (49152 rows) keeps only ~12 warps per SM busy, each waiting on one load
 // per step. Here W lanes own a row (a whole warp; 8 lanes, four rows per warp, for sequences <= 128 steps) and
-// take W x kItems consecutive steps per iteration: every lane loads its kItems steps at once (16-byte vector
-// loads when the rows allow), scans them in registers and the W lane results are combined with a segmented warp
-// scan of the pairs (a, b) of h -> a h + b (log2 W shuffle levels), so the sequential part per row is
-// L / (W kItems) iterations and there is a segment of lanes per row.
+// take W x kItems consecutive steps per iteration (kFwdItems = 8 forward, kBwdItems = 4 backward: common.cuh):
+// every lane loads its kItems steps at once (vector loads when the rows allow), scans them in registers and the
+// W lane results are combined with a segmented warp scan of the pairs (a, b) of h -> a h + b (log2 W shuffle
+// levels), so the sequential part per row is L / (W kItems) iterations and there is a segment of lanes per row.
 //
-// Backward (per row, chunks in reverse): the chunk's states are recomputed the same way from the state the
-// forward saved at the chunk's start; the adjoint g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1} is the same scan run
+// Backward (per row, chunks of W x kBwdItems steps in reverse): the chunk's states are recomputed the same way
+// from the state the forward saved at the chunk's start; the adjoint g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1} is the same scan run
 // backwards (pairs composed from lane 31 down, with the next chunk's first decay and adjoint carried in). dB/dC
 // sum over the channels of a group: when a block's rows (kRowWarps x 32 / W) share one (batch, group) the block adds them in
 // shared memory and writes one partial row per block (no atomics: the host sums a group's partials); otherwise
@@ -56,9 +56,35 @@ __device__ __forceinline__ void segment_scan(float& prod, float& acc, int lane) 
   }
 }
 
-// the fast forms (ex2.approx, lg2.approx), as Triton's tl.exp / tl.log compile, which the tolerances allow
-__device__ __forceinline__ float fast_softplus(float x) { return x > 20.f ? x : __logf(1.f + __expf(x)); }
-__device__ __forceinline__ float fast_sigmoid(float x) { return __frcp_rn(1.f + __expf(-x)); }
+// The SFU's exp2 / log2 / reciprocal with denormals flushed (ex2/lg2/rcp.approx.ftz). __expf / __logf compile
+// to the same instructions plus a denormal fix-up (a compare and two multiplies per call) and __frcp_rn to a
+// call with a slow path; none is needed here: a flushed decay or gate (< 1e-38) moves no result past the
+// tolerances. asm without side effects, so the compiler may still schedule or drop them.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ float log2_ftz(float x) {
+  float y;
+  asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ float rcp_ftz(float x) {
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+__device__ __forceinline__ float fast_exp(float x) { return exp2_ftz(x * kLog2e); }
+// both sides computed and one selected: as `x > 20 ? x : log(1 + exp(x))` nvcc branched per step (BSSY/BSYNC
+// and a divergent jump around the SFU calls); above 20 the unused side may be inf, never selected
+__device__ __forceinline__ float fast_softplus(float x) {
+  const float soft = log2_ftz(1.f + fast_exp(x)) * kLn2;
+  return x > 20.f ? x : soft;
+}
+__device__ __forceinline__ float fast_sigmoid(float x) { return rcp_ftz(1.f + fast_exp(-x)); }
 
 // 16-bit values from / to their bits (no trip through memory)
 template <typename T>
@@ -221,8 +247,8 @@ __device__ __forceinline__ bool row_vectors(const ScanArgs& a, const void* base,
 
 }  // namespace
 
-// W lanes per row (32, or 8 for short sequences), kItems steps per lane and iteration; the state before every
-// W * kItems steps (the backward's chunk) is saved. 3 blocks per SM: 80 registers (run 23a: at 88, 2 blocks per
+// W lanes per row (32, or 8 for short sequences), kFwdItems steps per lane and iteration; the state before every
+// W * kBwdItems steps (the backward's chunk) is saved. 3 blocks per SM: 80 registers (run 23a: at 88, 2 blocks per
 // SM, the stage-1 fp32 forward took 687 us instead of 522). 16 steps per lane for 16-bit inputs (32 bytes per
 // stream in flight, as fp32 has) was tried in run 23a: 128 registers and a stack, 844 us instead of 654 at bf16.
 template <typename T, int W>
@@ -235,6 +261,7 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kFwdMinBlocks) forward_sing
   const int L = r.valid ? a.length : 0;  // a row past the end touches no memory: all its steps are masked
   const RowInputs<T> in = row_inputs<T>(a, r);
   const float A = in.A, bias = in.bias, Dv = in.D;
+  const float A2 = A * kLog2e;  // exp(dt A) = exp2(dt A2)
   const int64_t offset = in.offset;
   const T *u_row = in.u, *dt_row = in.delta, *z_row = in.z, *B_row = in.B, *C_row = in.C;
   T* out_row = static_cast<T*>(a.out) + offset;
@@ -258,7 +285,7 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kFwdMinBlocks) forward_sing
       float x = dt[i] + bias;
       if (a.softplus) x = fast_softplus(x);
       const bool live = t0 + i < L;
-      decay[i] = live ? __expf(x * A) : 1.f;
+      decay[i] = live ? exp2_ftz(x * A2) : 1.f;
       drive[i] = live ? x * u[i] * Bv[i] : 0.f;
       acc = decay[i] * acc + drive[i];
       prod *= decay[i];
@@ -285,6 +312,9 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kFwdMinBlocks) forward_sing
   if (lane == 0 && r.valid) a.last_state[r.row] = carry;
 }
 
+// 4 steps per lane and 3 blocks per SM (80 registers; 24 warps per SM): run 24a timed it at 1.17 / 1.30 / 1.26x
+// (fp32) and 1.11 / 1.21 / 1.31x (bf16) the 8-step, 2-block (128 registers, 16 warps) backward at VMamba-T's
+// stages 1-3 (fwd+bwd); the shuffle scans per step double, the latency hidden per SM grows more.
 template <typename T, int W>
 __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_single_kernel(ScanArgs a) {
   constexpr int kItems = kBwdItems;
@@ -301,6 +331,7 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
   const int L = r.valid ? a.length : 0;
   const RowInputs<T> in = row_inputs<T>(a, r);
   const float A = in.A, bias = in.bias, Dv = in.D;
+  const float A2 = A * kLog2e;  // exp(dt A) = exp2(dt A2)
   const int64_t offset = in.offset, bc = in.bc;
   const T *u_row = in.u, *dt_row = in.delta, *z_row = in.z, *B_row = in.B, *C_row = in.C;
   const T* dout_row = static_cast<const T*>(a.dout) + offset;
@@ -330,7 +361,7 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
       pre[i] += bias;
       dt[i] = a.softplus ? fast_softplus(pre[i]) : pre[i];
       const bool live = t0 + i < L;
-      decay[i] = live ? __expf(dt[i] * A) : 0.f;  // 0 past L: no adjoint flows back from there
+      decay[i] = live ? exp2_ftz(dt[i] * A2) : 0.f;  // 0 past L: no adjoint flows back from there
       h[i] = live ? dt[i] * u[i] * Bv[i] : 0.f;  // the drive term for now
       acc = decay[i] * acc + h[i];
       prod *= decay[i];
@@ -391,7 +422,7 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
       dA_acc += ge * dt[i];
       dD_acc += dy[i] * u[i];
       // d softplus / dx = sigmoid(x) = exp(x - softplus(x)): one exp, exactly 1 above 20 (dt == x there)
-      const float dd = a.softplus ? ddt * __expf(pre[i] - dt[i]) : ddt;
+      const float dd = a.softplus ? ddt * fast_exp(pre[i] - dt[i]) : ddt;
       ddelta[i] = dd;
       dbias_acc += dd;
       // reuse the registers: B now holds the dB term, C the dC term

@@ -28,12 +28,14 @@ CASES = [
     (1, 4, 3, 64, 77, True, False),
     (2, 4, 33, 1, 1000, True, True),
     (2, 4, 64, 1, 196, True, True),  # whole blocks per group (one-group reduction), L % 16 != 0 but % 4 == 0
-    # d_state 1 in the CUDA backend (single_state.cu): 8-row blocks of one group with 16-byte vectors (L % 8 == 0)
-    # over 4 warp chunks of 256 steps; B/C shared by all channels (one group of 15: per-lane atomics), odd L
+    # d_state 1 in the CUDA backend (single_state.cu): 8-row blocks of one group with vectors (L % 8 == 0) over
+    # 4 forward iterations of 256 steps and 7 backward chunks of 128 (the last of 8 steps); B/C shared by all
+    # channels (one group of 15: per-lane atomics), odd L
     (2, 2, 16, 1, 776, True, False),
     (2, 3, 5, 1, 517, False, True),
     # short sequences (<= 128 steps: 8-lane rows, 32-row blocks): a stage-4-like L = 49 in whole blocks of one
-    # group, 64-step chunks with vectors, and 15 rows (the last warp has a row past the end)
+    # group, 64-step forward iterations and 32-step backward chunks with vectors, and 15 rows (the last warp has a
+    # row past the end)
     (2, 2, 32, 1, 49, True, True),
     (1, 2, 64, 1, 128, True, False),
     (1, 3, 5, 1, 100, True, False),
