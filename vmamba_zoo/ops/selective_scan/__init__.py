@@ -94,8 +94,9 @@ def _cuda_auto_accepts(u, delta, A, B, C) -> bool:
 
 # 'cuda': the zoo's CUDA C++ kernels, JIT-built from kernels/ when a CUDA toolchain is present. Chosen
 # automatically only for fp32 with d_state 1 (``_cuda_auto_accepts``): on an H200 (model_cards/gpu_kernels.md, run
-# 23b, same process) its d_state-1 kernels (single_state.cu) ran fwd+bwd 1.34 / 1.15 / 1.37 / 1.84x the Triton
-# kernels at VMamba-T stages 1-4 in fp32, but 0.91 / 0.81 / 0.66 / 1.52x in bf16; d_state > 1 runs the older
+# 24b, same process) its d_state-1 kernels (single_state.cu) ran fwd+bwd 1.57 / 1.49 / 1.31 / 1.68x the Triton
+# kernels at VMamba-T stages 1-4 in fp32, but 1.01 / 0.99 / 1.10 / 1.41x in bf16 with a slower forward (0.72-0.81x
+# at stages 1-3), so bf16 inference would lose; d_state > 1 runs the older
 # lane-per-row kernels (at N = 1 they took 2.5x Triton's time, run 22a). Everything else stays triton -> chunked
 # unless pinned (backend='cuda' or VMAMBA_ZOO_SCAN_BACKEND=cuda; =triton keeps Triton for fp32 too).
 register_backend('cuda', _cuda_backend, device_types=('cuda',), accepts=_cuda_auto_accepts)
