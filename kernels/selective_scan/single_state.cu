@@ -9,11 +9,11 @@
 // levels), so the sequential part per row is L / (W kItems) iterations and there is a segment of lanes per row.
 //
 // Backward (per row, chunks of W x kBwdItems steps in reverse): the chunk's states are recomputed the same way
-// from the state the forward saved at the chunk's start; the adjoint g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1} is the same scan run
-// backwards (pairs composed from lane 31 down, with the next chunk's first decay and adjoint carried in). dB/dC
-// sum over the channels of a group: when a block's rows (kRowWarps x 32 / W) share one (batch, group) the block adds them in
-// shared memory and writes one partial row per block (no atomics: the host sums a group's partials); otherwise
-// each lane adds its own terms atomically.
+// from the state the forward saved at the chunk's start; the adjoint g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1}
+// is the same scan run backwards (pairs composed from lane W-1 down, with the next chunk's first decay and
+// adjoint carried in). dB/dC sum over the channels of a group: when a block's rows (kRowWarps x 32 / W) share
+// one (batch, group) the block adds them in shared memory and writes one partial row per block (no atomics: the
+// host sums a group's partials); otherwise each lane adds its own terms atomically.
 #include "common.cuh"
 
 #include <c10/util/BFloat16.h>
@@ -312,9 +312,9 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kFwdMinBlocks) forward_sing
   if (lane == 0 && r.valid) a.last_state[r.row] = carry;
 }
 
-// 4 steps per lane and 3 blocks per SM (80 registers; 24 warps per SM): run 24a timed it at 1.17 / 1.30 / 1.26x
-// (fp32) and 1.11 / 1.21 / 1.31x (bf16) the 8-step, 2-block (128 registers, 16 warps) backward at VMamba-T's
-// stages 1-3 (fwd+bwd); the shuffle scans per step double, the latency hidden per SM grows more.
+// 4 steps per lane and 3 blocks per SM (80 registers; 24 warps per SM): in run 24a the same code at 8 steps and
+// 2 blocks (128 registers, 16 warps) took 1.07 / 1.15 / 1.13x (fp32) and 1.02 / 1.11 / 1.21x (bf16) the fwd+bwd
+// time at VMamba-T's stages 1-3; the shuffle scans per step double, the latency hidden per SM grows more.
 template <typename T, int W>
 __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_single_kernel(ScanArgs a) {
   constexpr int kItems = kBwdItems;
