@@ -24,10 +24,11 @@ constexpr int kWarp = 32;
 constexpr int kChunk = 32;       // steps per tile and per saved state
 constexpr int kTilePitch = 33;   // +1 float per tile row: lanes reading one column hit 32 different banks
 // d_state 1 (single_state.cu): W lanes per row (a warp, or kShortLanes for sequences <= kShortLength steps),
-// kFwdItems (kBwdItems) consecutive steps per lane in the forward (backward), kRowWarps warps per block and at
-// least k*MinBlocks blocks per SM (__launch_bounds__); a state is saved every W * kBwdItems steps (the backward's
-// chunk). The VMZ_SINGLE_* macros exist so that tools/tune_cuda_single.py can build variants (-D...) and time them
-// against each other; the defaults are the measured choice (model_cards/gpu_kernels.md).
+// kFwdItems (kBwdItems) consecutive steps per lane in the forward (backward), kRowWarps warps per block, and
+// kFwdMinBlocks (kBwdMinBlocks) blocks per SM asked of __launch_bounds__ (which caps the registers); a state is
+// saved every W * kBwdItems steps (the backward's chunk). The VMZ_SINGLE_* macros exist so that
+// tools/tune_cuda_single.py can build variants (-D...) and time them against each other; the defaults are the
+// measured choice (model_cards/gpu_kernels.md, run 24).
 #ifndef VMZ_SINGLE_FWD_ITEMS
 #define VMZ_SINGLE_FWD_ITEMS 8
 #endif
