@@ -58,6 +58,9 @@ def test_ratio_table_medians_and_ratios():
     assert a['fwdbwd_ratio'] == 1.0 and b['fwdbwd_ratio'] == 2.0 and b['fwd_ratio'] == 2.0
     text = tune.format_table(['a', 'b'], [row])
     assert '(2.00x)' in text and '3.0e-06' in text
+    assert tune.off_variants([row]) == []
+    row['variants']['b']['max_rel_err'] = float('nan')  # a NaN is off too
+    assert [v for v, *_ in tune.off_variants([row])] == ['b']
 
 
 def test_driver_refuses_repeated_names(capsys):
