@@ -32,12 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(TOOLS, '..'))
 sys.path.insert(0, TOOLS)
+import bench_gpu  # noqa: E402  (the stage shapes, their inputs and the op timing of the benchmark)
 
 MACROS = {'fwd_items': 'VMZ_SINGLE_FWD_ITEMS', 'bwd_items': 'VMZ_SINGLE_BWD_ITEMS',
           'fwd_blocks': 'VMZ_SINGLE_FWD_MIN_BLOCKS', 'bwd_blocks': 'VMZ_SINGLE_BWD_MIN_BLOCKS',
           'row_warps': 'VMZ_SINGLE_ROW_WARPS'}
 ALLOWED = {'fwd_items': (2, 4, 8), 'bwd_items': (2, 4, 8), 'row_warps': (2, 4, 8)}
-STAGES = {1: (96, 3136), 2: (192, 784), 3: (384, 196), 4: (768, 49)}  # VMamba-T (d_inner, L) at 224x224
+STAGES = dict(enumerate(bench_gpu.STAGES, 1))  # stage number -> VMamba-T (d_inner, L) at 224x224
 
 
 def parse_variant(text):
@@ -106,29 +107,20 @@ def format_table(variants, rows):
 def worker(stages, dtypes, batch, json_path):
     """Times the CUDA backend that VMAMBA_ZOO_CUDA_EXTENSION names; errors against the Triton backend."""
     import torch
-    import triton.testing
     from _tuning import max_rel_error, results
-    from bench_gpu import K, stage_inputs
-    from vmamba_zoo.ops import selective_scan
 
     out = {}
     for dtype_name in dtypes:
         dtype = getattr(torch, dtype_name)
         for stage in stages:
             dim, length = STAGES[stage]
-            inp = stage_inputs(batch, dim, length, dtype)
-            leaves = [v.requires_grad_() for v in inp.values()]
-
-            def run(backend):
-                return lambda: selective_scan(**inp, delta_softplus=True, backend=backend)
-
-            dout = torch.randn(batch, K * dim, length, device='cuda', dtype=dtype)
-            err = max_rel_error(results(run('cuda'), leaves, dout), results(run('triton'), leaves, dout))
-            cuda_run = run('cuda')
-            with torch.no_grad():
-                fwd = triton.testing.do_bench(cuda_run, warmup=25, rep=200, return_mode='median')
-            fwdbwd = triton.testing.do_bench(lambda: torch.autograd.grad(cuda_run(), leaves, dout), warmup=25,
-                                             rep=200, return_mode='median')
+            inp = bench_gpu.stage_inputs(batch, dim, length, dtype)
+            # the benchmark's own timing of a backend (do_bench medians of fwd and fwd+bwd)
+            fwd, fwdbwd, _ = bench_gpu.bench_scan_backend('cuda', inp)
+            leaves = list(inp.values())  # bench_scan_backend made them leaves that require grad
+            dout = torch.randn(batch, bench_gpu.K * dim, length, device='cuda', dtype=dtype)
+            err = max_rel_error(*(results(bench_gpu._scan_runner(backend, inp), leaves, dout)
+                                  for backend in ('cuda', 'triton')))
             out[f'{stage},{dtype_name}'] = (fwd, fwdbwd, err)
             del inp, leaves, dout
             torch.cuda.empty_cache()
