@@ -6,17 +6,19 @@ each other at VMamba-T's stage shapes, in alternating processes, with every vari
         --variant shipped= --variant b4=bwd_items=4,bwd_blocks=3 --variant old=src=/tmp/old_kernels
 
 A variant is ``NAME=SPEC``: SPEC is empty (the sources as they are) or comma-separated ``key=value`` pairs:
-``fwd_items`` / ``bwd_items`` (steps per lane: 2, 4 or 8), ``fwd_blocks`` / ``bwd_blocks`` (the minimum blocks
-per SM of ``__launch_bounds__``, which caps the registers), ``row_warps`` (warps per block: 2, 4 or 8) -- the
-``VMZ_SINGLE_*`` macros of ``common.cuh`` -- and ``src=DIR``, another copy of the kernel sources (e.g. the
-committed ones, ``git show HEAD:kernels/selective_scan/<file>``), so that a rewrite is timed against what it
-replaces in the same run. Every variant is built in parallel (``build_extension``, ~35 s each; ``--build-only``
-builds them while the GPU does something else, ``--reuse-builds`` times what such a call left), then each round
-runs every variant once in its own process (``VMAMBA_ZOO_CUDA_EXTENSION`` points at its build); the table gives
-the median over rounds of fwd and fwd+bwd ms and the ratio first variant / this one (> 1: faster than the first),
-and each variant's largest relative error against the Triton backend (output and the gradients of u, delta, A,
-B, C, D, delta_bias; ``max_rel_err``; cells past ``ERROR_LIMITS`` are printed as ``OFF:`` lines). ``--out``
-receives ``tune_cuda_single.json`` and the builds.
+``fwd_items`` / ``bwd_items`` (steps per lane: 2, 4 or 8), ``fwd_blocks`` / ``bwd_blocks`` (the minimum blocks per
+SM of ``__launch_bounds__``, which caps the registers), ``row_warps`` (warps per block: 2, 4 or 8), ``fwd_staged`` /
+``bwd_staged`` (1: the kernel copies the next iteration's streams to shared memory with cp.async while it computes
+this one; 0: plain loads), ``bwd_sum_buffers`` (1 or 2 shared buffers for the per-block dB/dC sums: two need one
+barrier per chunk instead of two) -- the ``VMZ_SINGLE_*`` macros of ``common.cuh`` -- and ``src=DIR``, another copy
+of the kernel sources (e.g. the committed ones, ``git show HEAD:kernels/selective_scan/<file>``), so that a rewrite
+is timed against what it replaces in the same run. Every variant is built in parallel (``build_extension``, ~35 s
+each; ``--build-only`` builds them while the GPU does something else, ``--reuse-builds`` times what such a call
+left), then each round runs every variant once in its own process (``VMAMBA_ZOO_CUDA_EXTENSION`` points at its
+build); the table gives the median over rounds of fwd and fwd+bwd ms and the ratio first variant / this one (> 1:
+faster than the first), and each variant's largest relative error against the Triton backend (output and the
+gradients of u, delta, A, B, C, D, delta_bias; ``max_rel_err``; cells past ``ERROR_LIMITS`` are printed as ``OFF:``
+lines). ``--out`` receives ``tune_cuda_single.json`` and the builds.
 Speed is reported here, never asserted in a test (the guide's rule); tests/tools/test_tune_cuda_single.py checks
 the parsing, the macros reaching the compiler commands and the table arithmetic on CPU.
 """
@@ -36,8 +38,12 @@ import bench_gpu  # noqa: E402  (the stage shapes, their inputs and the op timin
 
 MACROS = {'fwd_items': 'VMZ_SINGLE_FWD_ITEMS', 'bwd_items': 'VMZ_SINGLE_BWD_ITEMS',
           'fwd_blocks': 'VMZ_SINGLE_FWD_MIN_BLOCKS', 'bwd_blocks': 'VMZ_SINGLE_BWD_MIN_BLOCKS',
-          'row_warps': 'VMZ_SINGLE_ROW_WARPS'}
-ALLOWED = {'fwd_items': (2, 4, 8), 'bwd_items': (2, 4, 8), 'row_warps': (2, 4, 8)}
+          'row_warps': 'VMZ_SINGLE_ROW_WARPS', 'fwd_staged': 'VMZ_SINGLE_FWD_STAGED',
+          'bwd_staged': 'VMZ_SINGLE_BWD_STAGED',
+          'bwd_sum_buffers': 'VMZ_SINGLE_BWD_SUM_BUFFERS'}
+ALLOWED = {'fwd_items': (2, 4, 8), 'bwd_items': (2, 4, 8), 'row_warps': (2, 4, 8), 'fwd_staged': (0, 1),
+           'bwd_staged': (0, 1),
+           'bwd_sum_buffers': (1, 2)}
 STAGES = dict(enumerate(bench_gpu.STAGES, 1))  # stage number -> VMamba-T (d_inner, L) at 224x224
 
 
@@ -56,7 +62,7 @@ def parse_variant(text):
             continue
         if key not in MACROS:
             raise ValueError(f'--variant {text!r}: unknown key {key!r} (known: src, {", ".join(MACROS)})')
-        if not value.isdigit() or int(value) < 1:
+        if not value.isdigit() or (int(value) < 1 and key not in ALLOWED):
             raise ValueError(f'--variant {text!r}: {key} must be a positive integer, got {value!r}')
         if key in ALLOWED and int(value) not in ALLOWED[key]:
             raise ValueError(f'--variant {text!r}: {key} must be one of {ALLOWED[key]}, got {value}')

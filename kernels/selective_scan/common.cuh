@@ -26,14 +26,24 @@ constexpr int kTilePitch = 33;   // +1 float per tile row: lanes reading one col
 // d_state 1 (single_state.cu): W lanes per row (a warp, or kShortLanes for sequences <= kShortLength steps),
 // kFwdItems (kBwdItems) consecutive steps per lane in the forward (backward), kRowWarps warps per block, and
 // kFwdMinBlocks (kBwdMinBlocks) blocks per SM asked of __launch_bounds__ (which caps the registers); a state is
-// saved every W * kBwdItems steps (the backward's chunk). The VMZ_SINGLE_* macros exist so that
-// tools/tune_cuda_single.py can build variants (-D...) and time them against each other; the defaults are the
-// measured choice (model_cards/gpu_kernels.md, run 24).
+// saved every W * kBwdItems steps (the backward's chunk); kFwdStaged / kBwdStaged: inputs staged in shared
+// memory with cp.async (the forward's for 16-bit inputs only), kSumBuffers: buffers of the per-block dB/dC terms.
+// The VMZ_SINGLE_* macros exist so that tools/tune_cuda_single.py can build variants (-D...) and time them
+// against each other; the defaults are the measured choice (model_cards/gpu_kernels.md, runs 24-25).
 #ifndef VMZ_SINGLE_FWD_ITEMS
 #define VMZ_SINGLE_FWD_ITEMS 8
 #endif
 #ifndef VMZ_SINGLE_BWD_ITEMS
 #define VMZ_SINGLE_BWD_ITEMS 4
+#endif
+#ifndef VMZ_SINGLE_FWD_STAGED
+#define VMZ_SINGLE_FWD_STAGED 1
+#endif
+#ifndef VMZ_SINGLE_BWD_STAGED
+#define VMZ_SINGLE_BWD_STAGED 1
+#endif
+#ifndef VMZ_SINGLE_BWD_SUM_BUFFERS
+#define VMZ_SINGLE_BWD_SUM_BUFFERS 2
 #endif
 #ifndef VMZ_SINGLE_ROW_WARPS
 #define VMZ_SINGLE_ROW_WARPS 8
@@ -50,6 +60,12 @@ constexpr int kFwdMinBlocks = VMZ_SINGLE_FWD_MIN_BLOCKS;
 constexpr int kBwdMinBlocks = VMZ_SINGLE_BWD_MIN_BLOCKS;
 static_assert(kFwdItems == 2 || kFwdItems == 4 || kFwdItems == 8, "forward steps per lane: 2, 4 or 8");
 static_assert(kBwdItems == 2 || kBwdItems == 4 || kBwdItems == 8, "backward steps per lane: 2, 4 or 8");
+static_assert(VMZ_SINGLE_BWD_STAGED == 0 || VMZ_SINGLE_BWD_STAGED == 1, "staged backward: 0 or 1");
+constexpr bool kBwdStaged = VMZ_SINGLE_BWD_STAGED == 1;
+static_assert(VMZ_SINGLE_FWD_STAGED == 0 || VMZ_SINGLE_FWD_STAGED == 1, "staged forward: 0 or 1");
+constexpr bool kFwdStaged = VMZ_SINGLE_FWD_STAGED == 1;
+constexpr int kSumBuffers = VMZ_SINGLE_BWD_SUM_BUFFERS;
+static_assert(kSumBuffers == 1 || kSumBuffers == 2, "buffers of the backward's per-block dB/dC sums: 1 or 2");
 constexpr int kRowWarps = VMZ_SINGLE_ROW_WARPS;
 static_assert(kRowWarps == 2 || kRowWarps == 4 || kRowWarps == 8, "warps per block: 2, 4 or 8");
 constexpr int kShortLanes = 8;

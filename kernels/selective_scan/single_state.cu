@@ -13,9 +13,18 @@
 // is the same scan run backwards (pairs composed from lane W-1 down, with the next chunk's first decay and
 // adjoint carried in). dB/dC sum over the channels of a group: when a block's rows (kRowWarps x 32 / W) share
 // one (batch, group) the block adds them in shared memory and writes one partial row per block (no atomics: the
-// host sums a group's partials); otherwise each lane adds its own terms atomically.
+// host sums a group's partials; two buffers, one barrier per chunk); otherwise each lane adds its own terms
+// atomically.
+//
+// Staged loads (rows in whole 16-byte vectors; the backward always, the forward for 16-bit inputs): each lane
+// copies its inputs of the next iteration into its own shared-memory slots with cp.async while it computes the
+// current one, so loads are in flight without registers held for them (run 25: fp32 fwd+bwd 1.16x, bf16 1.42x at
+// VMamba-T stage 1 for the backward; 1.8x for the bf16 forward).
 #include "common.cuh"
 
+#include <algorithm>
+
+#include <c10/cuda/CUDAException.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
@@ -108,7 +117,9 @@ __device__ __forceinline__ uint16_t to_bits<c10::Half>(float v) {
   return __half_as_ushort(__float2half_rn(v));
 }
 
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+__host__ __device__ __forceinline__ bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
 
 // a lane's run of ITEMS steps of T moves in vectors of kBytes (16 bytes, or the whole run when it is shorter)
 template <int ITEMS, typename T>
@@ -143,6 +154,21 @@ __device__ __forceinline__ void store_words(void* p, const uint32_t (&w)[WORDS])
   }
 }
 
+// the floats of one vector of kPer steps, from its 32-bit words
+template <int ITEMS, typename T>
+__device__ __forceinline__ void unpack_vector(float* v, const uint32_t (&words)[LaneVectors<ITEMS, T>::kWords]) {
+  using V = LaneVectors<ITEMS, T>;
+#pragma unroll
+  for (int w = 0; w < V::kWords; ++w) {
+    if constexpr (sizeof(T) == 4) {
+      v[w] = __uint_as_float(words[w]);
+    } else {
+      v[2 * w] = from_bits<T>(static_cast<uint16_t>(words[w] & 0xffffu));
+      v[2 * w + 1] = from_bits<T>(static_cast<uint16_t>(words[w] >> 16));
+    }
+  }
+}
+
 // v[i] <- p[t0 + i] (0 past `length`): in vectors when `vec` (16-byte aligned rows) and the lane's steps lie
 // wholly before `length`, element by element otherwise. One test per lane, not per vector: bounds per vector
 // cost 8 registers in the forward (88 instead of 80: 2 blocks per SM instead of 3) and ~10% of the backward's
@@ -155,15 +181,7 @@ __device__ __forceinline__ void load_items(float (&v)[ITEMS], const T* p, int t0
     for (int k = 0; k < ITEMS / V::kPer; ++k) {
       uint32_t words[V::kWords];
       load_words(words, p + t0 + k * V::kPer);
-#pragma unroll
-      for (int w = 0; w < V::kWords; ++w) {
-        if constexpr (sizeof(T) == 4) {
-          v[V::kPer * k + w] = __uint_as_float(words[w]);
-        } else {
-          v[V::kPer * k + 2 * w] = from_bits<T>(static_cast<uint16_t>(words[w] & 0xffffu));
-          v[V::kPer * k + 2 * w + 1] = from_bits<T>(static_cast<uint16_t>(words[w] >> 16));
-        }
-      }
+      unpack_vector<ITEMS, T>(v + V::kPer * k, words);
     }
   } else {
 #pragma unroll
@@ -195,6 +213,63 @@ __device__ __forceinline__ void store_items(T* p, const float (&v)[ITEMS], int t
       if (t0 + i < length) p[t0 + i] = static_cast<T>(v[i]);
   }
 }
+
+// cp.async (sm_80+): a copy global -> shared memory that the issuing lane waits for later (wait_group), so the
+// next chunk's loads are in flight while this one is computed without holding registers for them. 16-byte
+// copies bypass L1 (.cg); shorter ones (16-bit inputs at 4 steps per lane) must go through it (.ca). Out of
+// range: 0 source bytes, the destination is zero-filled and nothing is read (`src` is then a valid base anyway).
+template <int BYTES>
+__device__ __forceinline__ void copy_async(void* dst, const void* src, bool in_range) {
+  const uint32_t to = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  const int n = in_range ? BYTES : 0;
+  if constexpr (BYTES == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(src), "r"(n) : "memory");
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(to), "l"(src), "n"(BYTES), "r"(n)
+                 : "memory");
+  }
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int PENDING>
+__device__ __forceinline__ void copy_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
+}
+
+// A kernel's STREAMS input streams of one iteration (forward: u, delta, B, C; backward: also dout), staged per
+// lane in shared memory, two iterations deep: slots [stage][stream][vector][thread] of one vector each, so the
+// lanes of a warp read one contiguous run per (stage, stream, vector) and every lane reads only what it copied
+// (no barrier needed).
+template <typename T, int ITEMS, int THREADS, int STREAMS>
+struct Staging {
+  using V = LaneVectors<ITEMS, T>;
+  static constexpr int kStreams = STREAMS;
+  static constexpr int kVecs = ITEMS / V::kPer;
+  static constexpr int kBytes = 2 * kStreams * kVecs * THREADS * V::kBytes;
+  unsigned char* base;
+
+  __device__ __forceinline__ unsigned char* slot(int stage, int stream, int k) const {
+    return base + (((stage * kStreams + stream) * kVecs + k) * THREADS + static_cast<int>(threadIdx.x)) * V::kBytes;
+  }
+  // the copies of the ITEMS steps at row + t0; a vector past `length` is not read and stays zero (with rows in
+  // whole vectors a vector is either wholly before `length` or wholly past it)
+  __device__ __forceinline__ void issue(int stage, int stream, const T* row, int t0, int length,
+                                        const void* valid_base) const {
+#pragma unroll
+    for (int k = 0; k < kVecs; ++k) {
+      const int t = t0 + k * V::kPer;
+      copy_async<V::kBytes>(slot(stage, stream, k), t < length ? static_cast<const void*>(row + t) : valid_base,
+                            t < length);
+    }
+  }
+  __device__ __forceinline__ void read(float (&v)[ITEMS], int stage, int stream) const {
+#pragma unroll
+    for (int k = 0; k < kVecs; ++k) {
+      uint32_t words[V::kWords];
+      load_words(words, slot(stage, stream, k));
+      unpack_vector<ITEMS, T>(v + V::kPer * k, words);
+    }
+  }
+};
 
 // the row a segment of W lanes walks (32 / W rows per warp) and its per-row constants
 struct Row {
@@ -240,7 +315,7 @@ __device__ __forceinline__ RowInputs<T> row_inputs(const ScanArgs& a, const Row&
   return in;
 }
 
-__device__ __forceinline__ bool row_vectors(const ScanArgs& a, const void* base, size_t elem) {
+__host__ __device__ __forceinline__ bool row_vectors(const ScanArgs& a, const void* base, size_t elem) {
   // every row starts on a 16-byte boundary when the base does and a row is a whole number of vectors
   return base != nullptr && aligned16(base) && (static_cast<size_t>(a.length) * elem) % 16 == 0;
 }
@@ -251,10 +326,27 @@ __device__ __forceinline__ bool row_vectors(const ScanArgs& a, const void* base,
 // W * kBwdItems steps (the backward's chunk) is saved. 3 blocks per SM: 80 registers (run 23a: at 88, 2 blocks per
 // SM, the stage-1 fp32 forward took 687 us instead of 522). 16 steps per lane for 16-bit inputs (32 bytes per
 // stream in flight, as fp32 has) was tried in run 23a: 128 registers and a stack, 844 us instead of 654 at bf16.
-template <typename T, int W>
+// every stream of the forward in whole 16-byte-aligned vectors (the vector loads and stores, and the staged
+// kernels: the host picks those with it)
+template <typename T>
+__host__ __device__ __forceinline__ bool forward_vectors(const ScanArgs& a) {
+  return row_vectors(a, a.u, sizeof(T)) && aligned16(a.delta) && aligned16(a.B) && aligned16(a.C) &&
+         aligned16(a.out) && (!a.z || aligned16(a.z));
+}
+
+template <typename T, bool kStaged>
+constexpr int forward_smem_bytes() {
+  return kStaged ? Staging<T, kFwdItems, kRowWarps * kWarp, 4>::kBytes : 0;
+}
+
+// kStaged (16-bit rows in whole vectors, VMZ_SINGLE_FWD_STAGED; see launch_forward_rows): u, delta, B and C of
+// the next iteration are copied to shared memory (cp.async) while this one is computed, as in the backward.
+template <typename T, int W, bool kStaged>
 __global__ void __launch_bounds__(kRowWarps * kWarp, kFwdMinBlocks) forward_single_kernel(ScanArgs a) {
   constexpr int kSteps = W * kFwdItems;     // steps per iteration
   constexpr int kChunk = W * kBwdItems;     // steps per saved state (the backward's chunk)
+  extern __shared__ __align__(16) unsigned char smem[];
+  const Staging<T, kFwdItems, kRowWarps * kWarp, 4> staged{smem};
   const Row r = segment_row<W>(a);
   if (!__any_sync(0xffffffffu, r.valid)) return;  // whole warps only: the shuffles need every lane
   const int lane = threadIdx.x % W;
@@ -265,19 +357,40 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kFwdMinBlocks) forward_sing
   const int64_t offset = in.offset;
   const T *u_row = in.u, *dt_row = in.delta, *z_row = in.z, *B_row = in.B, *C_row = in.C;
   T* out_row = static_cast<T*>(a.out) + offset;
-  const bool vec = row_vectors(a, a.u, sizeof(T)) && aligned16(a.delta) && aligned16(a.B) && aligned16(a.C) &&
-                   aligned16(a.out) && (!a.z || aligned16(a.z));
+  const bool vec = kStaged || forward_vectors<T>(a);
   float* states = a.chunk_states + r.row * a.n_chunks;
+  auto stage_iteration = [&](int c) {
+    const int t0 = c * kSteps + lane * kFwdItems;
+    staged.issue(c & 1, 0, u_row, t0, L, a.u);
+    staged.issue(c & 1, 1, dt_row, t0, L, a.u);
+    staged.issue(c & 1, 2, B_row, t0, L, a.u);
+    staged.issue(c & 1, 3, C_row, t0, L, a.u);
+    copy_commit();
+  };
 
   float carry = 0.f;  // the state before the chunk's first step
   const int n_steps = (a.length + kSteps - 1) / kSteps;
+  if constexpr (kStaged) stage_iteration(0);
   for (int c = 0; c < n_steps; ++c) {
     const int t0 = c * kSteps + lane * kFwdItems;
     float u[kFwdItems], dt[kFwdItems], Bv[kFwdItems], Cv[kFwdItems], decay[kFwdItems], drive[kFwdItems];
-    load_items(u, u_row, t0, L, vec);
-    load_items(dt, dt_row, t0, L, vec);
-    load_items(Bv, B_row, t0, L, vec);
-    load_items(Cv, C_row, t0, L, vec);
+    if constexpr (kStaged) {
+      if (c + 1 < n_steps) {
+        stage_iteration(c + 1);
+        copy_wait<1>();  // this iteration's copies are done, the next one's stay in flight
+      } else {
+        copy_wait<0>();
+      }
+      staged.read(u, c & 1, 0);
+      staged.read(dt, c & 1, 1);
+      staged.read(Bv, c & 1, 2);
+      staged.read(Cv, c & 1, 3);
+    } else {
+      load_items(u, u_row, t0, L, vec);
+      load_items(dt, dt_row, t0, L, vec);
+      load_items(Bv, B_row, t0, L, vec);
+      load_items(Cv, C_row, t0, L, vec);
+    }
     // the lane's steps as one map h -> prod * h + acc (steps past L: identity)
     float prod = 1.f, acc = 0.f;
 #pragma unroll
@@ -312,17 +425,42 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kFwdMinBlocks) forward_sing
   if (lane == 0 && r.valid) a.last_state[r.row] = carry;
 }
 
+// every stream of the backward in whole 16-byte-aligned vectors (the condition of the vector loads and stores, and
+// of the staged kernels: the host picks those with it)
+template <typename T>
+__host__ __device__ __forceinline__ bool backward_vectors(const ScanArgs& a) {
+  return row_vectors(a, a.u, sizeof(T)) && aligned16(a.delta) && aligned16(a.B) && aligned16(a.C) &&
+         aligned16(a.dout) && aligned16(a.du) && aligned16(a.ddelta) &&
+         (!a.z || (aligned16(a.z) && aligned16(a.dz)));
+}
+
+// dynamic shared memory of a backward block: the dB / dC terms of one chunk (kSumBuffers of them), then (kStaged)
+// the staged streams
+template <typename T, int W, bool kStaged>
+constexpr int backward_smem_bytes() {
+  constexpr int kRows = kRowWarps * kWarp / W, kSteps = W * kBwdItems;
+  constexpr int kTerms = kSumBuffers * 2 * kRows * kSteps * static_cast<int>(sizeof(float));
+  return kTerms + (kStaged ? Staging<T, kBwdItems, kRowWarps * kWarp, 5>::kBytes : 0);
+}
+
 // 4 steps per lane and 3 blocks per SM (80 registers; 24 warps per SM): in run 24a the same code at 8 steps and
 // 2 blocks (128 registers, 16 warps) took 1.07 / 1.15 / 1.13x (fp32) and 1.02 / 1.11 / 1.21x (bf16) the fwd+bwd
 // time at VMamba-T's stages 1-3; the shuffle scans per step double, the latency hidden per SM grows more.
-template <typename T, int W>
+// kStaged (rows in whole vectors, VMZ_SINGLE_BWD_STAGED): the five input streams of the chunk before this one are
+// copied to shared memory (cp.async) while this one is computed, and the saved state of that chunk is loaded a
+// chunk ahead too. The SASS of the unstaged loop showed two serial memory waits per chunk: the stream loads,
+// then the saved state's load, which nvcc issues after the first shuffle scan (it does not move loads across
+// shuffles) and uses a few instructions later.
+template <typename T, int W, bool kStaged>
 __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_single_kernel(ScanArgs a) {
   constexpr int kItems = kBwdItems;
   constexpr int kRows = kRowWarps * kWarp / W;  // rows per block
   constexpr int kSteps = W * kItems;            // steps per chunk
-  // the block's dB and dC terms of one chunk, when its rows share one (batch, group)
-  __shared__ float terms_B[kRows][kSteps];
-  __shared__ float terms_C[kRows][kSteps];
+  using Stage = Staging<T, kItems, kRowWarps * kWarp, 5>;
+  // the block's dB and dC terms of one chunk, when its rows share one (batch, group); then the staged streams
+  extern __shared__ __align__(16) unsigned char smem[];
+  float (*const terms)[kSteps] = reinterpret_cast<float (*)[kSteps]>(smem);  // [buffer][B, C][kRows] rows
+  const Stage staged{smem + kSumBuffers * 2 * kRows * kSteps * sizeof(float)};
   const Row r = segment_row<W>(a);
   const bool block_sums = a.dBC_part != nullptr;  // binding: only when every block is whole and in one group
   if (!block_sums && !__any_sync(0xffffffffu, r.valid)) return;
@@ -338,22 +476,47 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
   T* du_row = static_cast<T*>(a.du) + offset;
   T* ddelta_row = static_cast<T*>(a.ddelta) + offset;
   T* dz_row = a.z ? static_cast<T*>(a.dz) + offset : nullptr;
-  const bool vec = row_vectors(a, a.u, sizeof(T)) && aligned16(a.delta) && aligned16(a.B) && aligned16(a.C) &&
-                   aligned16(a.dout) && aligned16(a.du) && aligned16(a.ddelta) &&
-                   (!a.z || (aligned16(a.z) && aligned16(a.dz)));
+  const bool vec = kStaged || backward_vectors<T>(a);
   const float* states = a.chunk_states + r.row * a.n_chunks;
+  auto stage_chunk = [&](int c) {
+    const int t0 = c * kSteps + lane * kItems;
+    staged.issue(c & 1, 0, u_row, t0, L, a.u);
+    staged.issue(c & 1, 1, dt_row, t0, L, a.u);
+    staged.issue(c & 1, 2, B_row, t0, L, a.u);
+    staged.issue(c & 1, 3, C_row, t0, L, a.u);
+    staged.issue(c & 1, 4, dout_row, t0, L, a.u);
+    copy_commit();
+  };
+  if constexpr (kStaged) stage_chunk(a.n_chunks - 1);
+  float next_start = r.valid ? states[a.n_chunks - 1] : 0.f;  // the saved state of the next chunk walked
 
   float g_carry = 0.f;      // adjoint at the first step of the chunk after this one
   float decay_carry = 0.f;  // exp(dt A) at that step (0: there is none)
   float dA_acc = 0.f, dD_acc = 0.f, dbias_acc = 0.f;
   for (int c = a.n_chunks - 1; c >= 0; --c) {
     const int t0 = c * kSteps + lane * kItems;
+    const float start = next_start;
+    if (c > 0) next_start = r.valid ? states[c - 1] : 0.f;
     float u[kItems], dt[kItems], Bv[kItems], Cv[kItems], dy[kItems], decay[kItems], h[kItems], pre[kItems];
-    load_items(u, u_row, t0, L, vec);
-    load_items(pre, dt_row, t0, L, vec);
-    load_items(Bv, B_row, t0, L, vec);
-    load_items(Cv, C_row, t0, L, vec);
-    load_items(dy, dout_row, t0, L, vec);
+    if constexpr (kStaged) {
+      if (c > 0) {
+        stage_chunk(c - 1);
+        copy_wait<1>();  // this chunk's copies are done, the next chunk's stay in flight
+      } else {
+        copy_wait<0>();
+      }
+      staged.read(u, c & 1, 0);
+      staged.read(pre, c & 1, 1);
+      staged.read(Bv, c & 1, 2);
+      staged.read(Cv, c & 1, 3);
+      staged.read(dy, c & 1, 4);
+    } else {
+      load_items(u, u_row, t0, L, vec);
+      load_items(pre, dt_row, t0, L, vec);
+      load_items(Bv, B_row, t0, L, vec);
+      load_items(Cv, C_row, t0, L, vec);
+      load_items(dy, dout_row, t0, L, vec);
+    }
     // the chunk's states again (the forward's scan from its saved start state)
     float prod = 1.f, acc = 0.f;
 #pragma unroll
@@ -367,7 +530,6 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
       prod *= decay[i];
     }
     segment_scan<W, true>(prod, acc, lane);
-    const float start = r.valid ? states[c] : 0.f;
     const float p_up = shfl_up<W>(prod, 1), a_before = shfl_up<W>(acc, 1);
     const float h_first = lane ? p_up * start + a_before : start;  // state before the lane's first step
     {
@@ -433,6 +595,8 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
     store_items(ddelta_row, ddelta, t0, L, vec);
     if (block_sums) {
       // every row of the block is valid and in the same (batch, group): sum the kRows rows per step
+      float (*const terms_B)[kSteps] = terms + (c % kSumBuffers) * 2 * kRows;
+      float (*const terms_C)[kSteps] = terms_B + kRows;
 #pragma unroll
       for (int i = 0; i < kItems; ++i) {
         terms_B[row_in_block][lane * kItems + i] = Bv[i];
@@ -443,15 +607,17 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
         const int step = s % kSteps;
         const int t = c * kSteps + step;
         if (t < a.length) {
-          float (*terms)[kSteps] = s < kSteps ? terms_B : terms_C;
+          float (*const rows)[kSteps] = s < kSteps ? terms_B : terms_C;
           float sum = 0.f;
 #pragma unroll 8
-          for (int w = 0; w < kRows; ++w) sum += terms[w][step];
+          for (int w = 0; w < kRows; ++w) sum += rows[w][step];
           // this block's partial row: (2, blocks, L), summed per group on the host
           a.dBC_part[(static_cast<int64_t>(s < kSteps ? 0 : gridDim.x) + blockIdx.x) * a.length + t] = sum;
         }
       }
-      __syncthreads();
+      // one buffer: wait until every sum is read before the next chunk writes; two: the next chunk writes the
+      // other buffer, and the barrier after it orders these reads before the one after (two chunks on) again
+      if constexpr (kSumBuffers == 1) __syncthreads();
     } else {
 #pragma unroll
       for (int i = 0; i < kItems; ++i) {
@@ -472,23 +638,74 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
   }
 }
 
+// past 48 KB of dynamic shared memory a kernel must opt in; a kernel with shared memory also asks for a carve-out
+// with room for its MIN_BLOCKS blocks per SM (a hint: the driver may otherwise pick a smaller shared-memory share
+// and keep fewer blocks resident)
+template <typename Kernel>
+void configure_shared_memory(Kernel kernel, int bytes, int min_blocks) {
+  if (bytes > 48 * 1024) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  }
+  if (bytes > 0) {
+    const int percent = std::min(100, (min_blocks * (bytes + 1024) * 100 + 228 * 1024 - 1) / (228 * 1024));
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, percent));
+  }
+}
+
+template <typename T, int W, bool kStaged>
+void launch_forward_kernel(const ScanArgs& args, cudaStream_t stream) {
+  auto kernel = forward_single_kernel<T, W, kStaged>;
+  constexpr int bytes = forward_smem_bytes<T, kStaged>();
+  configure_shared_memory(kernel, bytes, kFwdMinBlocks);
+  kernel<<<single_state_blocks(args), kRowWarps * kWarp, bytes, stream>>>(args);
+}
+
+// the staged forward for 16-bit inputs only: in run 25c it took 0.55 / 0.63 / 1.00x the time of the plain-load
+// forward at bf16, VMamba-T stages 1-3, but 2.94-3.37x at fp32 (64 KB of staging per block); fp32's plain-load
+// forward already runs near the HBM bound (ncu, run 25a: 81% of DRAM peak at stage 1)
+template <typename T, int W>
+void launch_forward_rows(const ScanArgs& args, cudaStream_t stream) {
+  if constexpr (kFwdStaged && sizeof(T) == 2) {
+    if (forward_vectors<T>(args)) {
+      launch_forward_kernel<T, W, true>(args, stream);
+      return;
+    }
+  }
+  launch_forward_kernel<T, W, false>(args, stream);
+}
+
 template <typename T>
 void launch_forward_single(const ScanArgs& args, cudaStream_t stream) {
-  const int blocks = single_state_blocks(args);
   if (single_state_lanes(args.length) == kWarp) {
-    forward_single_kernel<T, kWarp><<<blocks, kRowWarps * kWarp, 0, stream>>>(args);
+    launch_forward_rows<T, kWarp>(args, stream);
   } else {
-    forward_single_kernel<T, kShortLanes><<<blocks, kRowWarps * kWarp, 0, stream>>>(args);
+    launch_forward_rows<T, kShortLanes>(args, stream);
+  }
+}
+
+template <typename T, int W, bool kStaged>
+void launch_backward_kernel(const ScanArgs& args, cudaStream_t stream) {
+  auto kernel = backward_single_kernel<T, W, kStaged>;
+  constexpr int bytes = backward_smem_bytes<T, W, kStaged>();
+  configure_shared_memory(kernel, bytes, kBwdMinBlocks);
+  kernel<<<single_state_blocks(args), kRowWarps * kWarp, bytes, stream>>>(args);
+}
+
+template <typename T, int W>
+void launch_backward_rows(const ScanArgs& args, cudaStream_t stream) {
+  if (kBwdStaged && backward_vectors<T>(args)) {
+    launch_backward_kernel<T, W, kBwdStaged>(args, stream);
+  } else {
+    launch_backward_kernel<T, W, false>(args, stream);
   }
 }
 
 template <typename T>
 void launch_backward_single(const ScanArgs& args, cudaStream_t stream) {
-  const int blocks = single_state_blocks(args);
   if (single_state_lanes(args.length) == kWarp) {
-    backward_single_kernel<T, kWarp><<<blocks, kRowWarps * kWarp, 0, stream>>>(args);
+    launch_backward_rows<T, kWarp>(args, stream);
   } else {
-    backward_single_kernel<T, kShortLanes><<<blocks, kRowWarps * kWarp, 0, stream>>>(args);
+    launch_backward_rows<T, kShortLanes>(args, stream);
   }
 }
 

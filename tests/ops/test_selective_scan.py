@@ -202,9 +202,9 @@ def test_default_chunk_size_is_a_clamped_power_of_two():
     assert default_chunk_size(4, 5) == 5
 
 
-def test_cuda_automatic_rule_is_fp32_single_state_only(monkeypatch):
-    """The dispatch picks 'cuda' for CUDA inputs only where it was measured faster (fp32, d_state 1) and only when
-    the extension is available; bf16, d_state > 1 and CPU inputs go elsewhere. Checked on stand-ins for CUDA
+def test_cuda_automatic_rule_is_single_state_fp32_or_bf16(monkeypatch):
+    """The dispatch picks 'cuda' for CUDA inputs only where it was measured faster (d_state 1, fp32 or bf16) and only
+    when the extension is available; fp16, d_state > 1 and CPU inputs go elsewhere. Checked on stand-ins for CUDA
     tensors (the predicates read .is_cuda, .dtype and A's shape), with the extension's availability faked."""
     from types import SimpleNamespace
 
@@ -220,9 +220,10 @@ def test_cuda_automatic_rule_is_fp32_single_state_only(monkeypatch):
         return registry.preferred('cuda', u, u, torch.empty(8, d_state), None, None)
 
     assert chosen(torch.float32, 1) is registry.backends['cuda']
-    assert chosen(torch.bfloat16, 1) is registry.backends['triton']
+    assert chosen(torch.bfloat16, 1) is registry.backends['cuda']
     assert chosen(torch.float16, 1) is registry.backends['triton']
     assert chosen(torch.float32, 4) is registry.backends['triton']
+    assert chosen(torch.bfloat16, 4) is registry.backends['triton']
     cpu_u = SimpleNamespace(is_cuda=False, dtype=torch.float32)
     assert not scan_module._cuda_auto_accepts(cpu_u, cpu_u, torch.empty(8, 1), None, None)
     available['yes'] = False  # no toolchain / failed build: Triton runs

@@ -113,13 +113,14 @@ def test_build_without_nvcc_is_one_clear_error(tmp_path):
 @pytest.mark.skipif(torch.version.cuda is None, reason='needs a CUDA build of torch (its CUDA libraries to link)')
 def test_single_state_launch_variants_compile(tmp_path):
     """The VMZ_SINGLE_* macros that tools/tune_cuda_single.py sets build (2-, 4- and 8-byte vectors, 2-warp
-    blocks), and an unsupported value stops the build with common.cuh's message rather than a wrong kernel."""
+    blocks, two dB/dC sum buffers), and an unsupported value stops the build with common.cuh's message rather
+    than a wrong kernel."""
     home = _system_home()
     if not home or not _release(home):
         pytest.skip('no CUDA toolkit (nvcc under CUDA_HOME) on this machine')
     built = cuda_backend.build_extension(home, tmp_path / 'variant', archs=['9.0'], jobs=2, defines={
         'VMZ_SINGLE_FWD_ITEMS': 2, 'VMZ_SINGLE_BWD_ITEMS': 4, 'VMZ_SINGLE_ROW_WARPS': 2,
-        'VMZ_SINGLE_FWD_MIN_BLOCKS': 4, 'VMZ_SINGLE_BWD_MIN_BLOCKS': 3})
+        'VMZ_SINGLE_FWD_MIN_BLOCKS': 4, 'VMZ_SINGLE_BWD_MIN_BLOCKS': 3, 'VMZ_SINGLE_BWD_SUM_BUFFERS': 2})
     assert built.is_file()
     with pytest.raises(RuntimeError, match='backward steps per lane: 2, 4 or 8'):
         cuda_backend.build_extension(home, tmp_path / 'bad', archs=['9.0'], jobs=2,

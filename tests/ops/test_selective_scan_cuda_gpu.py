@@ -44,15 +44,29 @@ def test_cuda_kernels_last_state_and_pinning(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_cuda_kernels_are_the_fp32_single_state_default():
-    """backend=None runs the CUDA kernels for fp32 d_state-1 inputs (the measured rule) and Triton for bf16."""
+def test_cuda_kernels_are_the_single_state_default():
+    """backend=None runs the CUDA kernels for fp32 and bf16 d_state-1 inputs (the measured rule), Triton for fp16."""
     _need_extension()
     scan_module = importlib.import_module('vmamba_zoo.ops.selective_scan')
+    backends = scan_module._REGISTRY.backends
     inputs = {k: None if v is None else v.cuda() for k, v in make_inputs(length=300, d_state=1).items()}
-    assert scan_module._resolve_backend(None, **{k: inputs[k] for k in ('u', 'delta', 'A', 'B', 'C')}) \
-        is scan_module._REGISTRY.backends['cuda']
+
+    def resolved(tensors):
+        return scan_module._resolve_backend(None, **{k: tensors[k] for k in ('u', 'delta', 'A', 'B', 'C')})
+
+    assert resolved(inputs) is backends['cuda']
     low = {k: v.bfloat16() if k in ('u', 'delta', 'B', 'C') else v for k, v in inputs.items() if v is not None}
-    assert scan_module._resolve_backend(None, **{k: low[k] for k in ('u', 'delta', 'A', 'B', 'C')}) \
-        is scan_module._REGISTRY.backends['triton']
+    assert resolved(low) is backends['cuda']
+    half = {k: v.half() if k in ('u', 'delta', 'B', 'C') else v for k, v in inputs.items() if v is not None}
+    assert resolved(half) is backends['triton']
+    low_leaves = {k: v.detach().requires_grad_() for k, v in low.items()}
     ref = selective_scan_naive(**{k: None if v is None else v.cpu() for k, v in inputs.items()}, delta_softplus=True)
     torch.testing.assert_close(selective_scan(**inputs, delta_softplus=True).cpu(), ref, atol=1e-4, rtol=1e-4)
+    # bf16 through the default: the output and a gradient against the pinned Triton backend
+    out = selective_scan(**low_leaves, delta_softplus=True)
+    (du,) = torch.autograd.grad(out.float().square().sum(), [low_leaves['u']])
+    tri_leaves = {k: v.detach().requires_grad_() for k, v in low.items()}
+    tri = selective_scan(**tri_leaves, delta_softplus=True, backend='triton')
+    (tri_du,) = torch.autograd.grad(tri.float().square().sum(), [tri_leaves['u']])
+    torch.testing.assert_close(out.float(), tri.float(), atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(du.float(), tri_du.float(), atol=5e-2, rtol=5e-2)

@@ -91,7 +91,7 @@ def test_triton_matches_naive_on_gpu(case, dtype):
 
 @pytest.mark.gpu
 def test_cuda_default_backend_is_triton_and_last_state():
-    # d_state 4: fp32 d_state-1 inputs default to the CUDA kernels (test_selective_scan_cuda_gpu.py checks that)
+    # d_state 4: fp32 / bf16 d_state-1 inputs default to the CUDA kernels (test_selective_scan_cuda_gpu.py checks that)
     from vmamba_zoo.ops.selective_scan import _resolve_backend, _triton_backend
     inputs = {k: None if v is None else v.cuda() for k, v in make_inputs(length=300, d_state=4).items()}
     assert _resolve_backend(None, *(inputs[k] for k in ('u', 'delta', 'A', 'B', 'C'))) is _triton_backend

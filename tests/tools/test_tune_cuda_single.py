@@ -18,7 +18,10 @@ def test_variant_specs():
     name, defines, src = tune.parse_variant('b4=bwd_items=4,bwd_blocks=3,row_warps=4,src=/tmp/k')
     assert (name, src) == ('b4', '/tmp/k')
     assert defines == {'VMZ_SINGLE_BWD_ITEMS': 4, 'VMZ_SINGLE_BWD_MIN_BLOCKS': 3, 'VMZ_SINGLE_ROW_WARPS': 4}
-    for bad, message in [('nosep', 'NAME=SPEC'), ('x=bwd_items', 'not key=value'), ('x=lanes=4', "unknown key 'lanes'"),
+    assert tune.parse_variant('plain=fwd_staged=0,bwd_staged=0,bwd_sum_buffers=2')[1] == {
+        'VMZ_SINGLE_FWD_STAGED': 0, 'VMZ_SINGLE_BWD_STAGED': 0, 'VMZ_SINGLE_BWD_SUM_BUFFERS': 2}
+    for bad, message in [('nosep', 'NAME=SPEC'), ('x=bwd_staged=2', 'one of'), ('x=bwd_sum_buffers=0', 'one of'),
+                         ('x=bwd_items', 'not key=value'), ('x=lanes=4', "unknown key 'lanes'"),
                          ('x=bwd_items=3', 'one of'), ('x=fwd_blocks=0', 'positive integer'),
                          ('1x=', 'NAME=SPEC')]:
         with pytest.raises(ValueError, match=message):

@@ -14,9 +14,10 @@ Backends (``available_backends()``): ``naive`` (sequential reference, the truth)
 the CPU training path and the fallback anywhere), ``cpp`` (the C++ CPU kernel of ``kernels/cpu``, built on first
 use: the CPU inference path, see ``cpu.py``), ``triton`` (forward + backward kernels, the default for CUDA tensors
 when Triton is installed) and ``cuda`` (the CUDA C++ kernels of ``kernels/``, built on first use, see ``cuda.py``;
-the CUDA default for fp32 inputs with d_state 1, where it was measured faster, pinned-only otherwise).
-``backend=None`` picks the first registered backend for the input's device that accepts the inputs; the environment variable ``VMAMBA_ZOO_SCAN_BACKEND`` forces one everywhere (e.g. ``naive`` when
-debugging a model). Further kernels register themselves with ``register_backend``; models need no change.
+the CUDA default for fp32 and bf16 inputs with d_state 1, where it was measured faster, pinned-only otherwise).
+``backend=None`` picks the first registered backend for the input's device that accepts the inputs; the
+environment variable ``VMAMBA_ZOO_SCAN_BACKEND`` forces one everywhere (e.g. ``naive`` when debugging a model).
+Further kernels register themselves with ``register_backend``; models need no change.
 
 Under ``torch.jit.trace`` (fvcore FLOP counting) the call is wrapped in the autograd function ``SelectiveScanFn``
 so the trace holds one ``prim::PythonOp.SelectiveScanFn`` node that ``vmamba_zoo.flops`` counts.
@@ -83,22 +84,22 @@ def _cuda_backend(*args, **kwargs):
 
 
 def _cuda_auto_accepts(u, delta, A, B, C) -> bool:
-    """The measured rule for the automatic 'cuda' choice: fp32 CUDA inputs with d_state 1, once the extension
-    is built (its first such call builds it, ~35 s once per machine; no toolchain or a failed build: one
+    """The measured rule for the automatic 'cuda' choice: fp32 or bf16 CUDA inputs with d_state 1, once the
+    extension is built (its first such call builds it, ~35 s once per machine; no toolchain or a failed build: one
     warning, and Triton runs)."""
-    if not (u.is_cuda and u.dtype == torch.float32 and A.shape[1] == 1):
+    if not (u.is_cuda and u.dtype in (torch.float32, torch.bfloat16) and A.shape[1] == 1):
         return False
     from .cuda import cuda_accepts
     return cuda_accepts(u, delta, A, B, C)
 
 
 # 'cuda': the zoo's CUDA C++ kernels, JIT-built from kernels/ when a CUDA toolchain is present. Chosen
-# automatically only for fp32 with d_state 1 (``_cuda_auto_accepts``): on an H200 (model_cards/gpu_kernels.md, run
-# 24b, same process) its d_state-1 kernels (single_state.cu) ran fwd+bwd 1.57 / 1.49 / 1.31 / 1.68x the Triton
-# kernels at VMamba-T stages 1-4 in fp32, but 1.01 / 0.99 / 1.10 / 1.41x in bf16 with a slower forward (0.72-0.81x
-# at stages 1-3), so bf16 inference would lose; d_state > 1 runs the older
-# lane-per-row kernels (at N = 1 they took 2.5x Triton's time, run 22a). Everything else stays triton -> chunked
-# unless pinned (backend='cuda' or VMAMBA_ZOO_SCAN_BACKEND=cuda; =triton keeps Triton for fp32 too).
+# automatically only for fp32 / bf16 with d_state 1 (``_cuda_auto_accepts``): on an H200 (model_cards/gpu_kernels.md,
+# run 25c) its d_state-1 kernels (single_state.cu) ran fwd+bwd 1.83 / 1.71 / 1.39x the Triton kernels at VMamba-T
+# stages 1-3 in fp32 and 1.77 / 1.60 / 1.49x in bf16; the bf16 forward alone (inference) 1.40 / 1.15 / 0.83x, about
+# Triton's time summed over VMamba-T's blocks. fp16 was not measured and stays on Triton; d_state > 1 runs the
+# older lane-per-row kernels (at N = 1 they took 2.5x Triton's time, run 22a). Everything else stays triton ->
+# chunked unless pinned (backend='cuda' or VMAMBA_ZOO_SCAN_BACKEND=cuda; =triton keeps Triton for fp32 / bf16 too).
 register_backend('cuda', _cuda_backend, device_types=('cuda',), accepts=_cuda_auto_accepts)
 
 

@@ -16,8 +16,9 @@ Kernel design (see ``kernels/selective_scan/common.cuh``): for d_state > 1 one t
 walking the sequence, warp-sized blocks, coalesced loads and stores through a shared-memory tile, state
 checkpoints every 32 steps, the backward recomputing one chunk at a time; d_state <= 64. d_state 1
 (``single_state.cu``): a warp (8 lanes for L <= 128) per row, 8 steps per lane forward and 4 backward, the lanes
-combined by a segmented shuffle scan, checkpoints every 128 (32) steps. Same contract and results as
-``naive.py``; the returned last state is not differentiable, as in the Triton backend.
+combined by a segmented shuffle scan, checkpoints every 128 (32) steps, the next iteration's inputs staged in
+shared memory with ``cp.async`` when the rows are whole 16-byte vectors (backward; forward for 16-bit inputs).
+Same contract and results as ``naive.py``; the returned last state is not differentiable, as in the Triton backend.
 """
 import functools
 import importlib.util
