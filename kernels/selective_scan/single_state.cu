@@ -218,8 +218,22 @@ __device__ __forceinline__ void store_items(T* p, const float (&v)[ITEMS], int t
 // next chunk's loads are in flight while this one is computed without holding registers for them. 16-byte
 // copies bypass L1 (.cg); shorter ones (16-bit inputs at 4 steps per lane) must go through it (.ca). Out of
 // range: 0 source bytes, the destination is zero-filled and nothing is read (`src` is then a valid base anyway).
+// Before sm_80 there is no cp.async: the copy is a plain load and store, and commit / wait do nothing.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define VMZ_NO_CP_ASYNC 1
+#endif
 template <int BYTES>
 __device__ __forceinline__ void copy_async(void* dst, const void* src, bool in_range) {
+#ifdef VMZ_NO_CP_ASYNC
+  uint32_t words[BYTES / 4];
+  if (in_range) {
+    load_words(words, src);
+  } else {
+#pragma unroll
+    for (int w = 0; w < BYTES / 4; ++w) words[w] = 0u;
+  }
+  store_words(dst, words);
+#else
   const uint32_t to = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
   const int n = in_range ? BYTES : 0;
   if constexpr (BYTES == 16) {
@@ -228,11 +242,18 @@ __device__ __forceinline__ void copy_async(void* dst, const void* src, bool in_r
     asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(to), "l"(src), "n"(BYTES), "r"(n)
                  : "memory");
   }
+#endif
 }
-__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void copy_commit() {
+#ifndef VMZ_NO_CP_ASYNC
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
 template <int PENDING>
 __device__ __forceinline__ void copy_wait() {
+#ifndef VMZ_NO_CP_ASYNC
   asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
+#endif
 }
 
 // A kernel's STREAMS input streams of one iteration (forward: u, delta, B, C; backward: also dout), staged per
@@ -647,7 +668,11 @@ void configure_shared_memory(Kernel kernel, int bytes, int min_blocks) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   }
   if (bytes > 0) {
-    const int percent = std::min(100, (min_blocks * (bytes + 1024) * 100 + 228 * 1024 - 1) / (228 * 1024));
+    int device = 0, per_sm = 0;  // the carve-out is a percentage of the SM's shared memory (228 KB on sm_90)
+    C10_CUDA_CHECK(cudaGetDevice(&device));
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+    const int64_t wanted = static_cast<int64_t>(min_blocks) * (bytes + 1024) * 100;  // + 1 KB reserved per block
+    const int percent = static_cast<int>(std::min<int64_t>(100, (wanted + per_sm - 1) / per_sm));
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, percent));
   }
 }
