@@ -9,7 +9,7 @@ A variant is ``NAME=SPEC``: SPEC is empty (the sources as they are) or comma-sep
 ``fwd_items`` / ``bwd_items`` (steps per lane: 2, 4 or 8), ``fwd_blocks`` / ``bwd_blocks`` (the minimum blocks per
 SM of ``__launch_bounds__``, which caps the registers), ``row_warps`` (warps per block: 2, 4 or 8), ``fwd_staged`` /
 ``bwd_staged`` (1: the kernel copies the next iteration's streams to shared memory with cp.async while it computes
-this one; 0: plain loads), ``bwd_sum_buffers`` (1 or 2 shared buffers for the per-block dB/dC sums: two need one
+this one, the forward for 16-bit inputs only; 0: plain loads), ``bwd_sum_buffers`` (1 or 2 shared buffers for the per-block dB/dC sums: two need one
 barrier per chunk instead of two) -- the ``VMZ_SINGLE_*`` macros of ``common.cuh`` -- and ``src=DIR``, another copy
 of the kernel sources (e.g. the committed ones, ``git show HEAD:kernels/selective_scan/<file>``), so that a rewrite
 is timed against what it replaces in the same run. Every variant is built in parallel (``build_extension``, ~35 s
@@ -39,11 +39,9 @@ import bench_gpu  # noqa: E402  (the stage shapes, their inputs and the op timin
 MACROS = {'fwd_items': 'VMZ_SINGLE_FWD_ITEMS', 'bwd_items': 'VMZ_SINGLE_BWD_ITEMS',
           'fwd_blocks': 'VMZ_SINGLE_FWD_MIN_BLOCKS', 'bwd_blocks': 'VMZ_SINGLE_BWD_MIN_BLOCKS',
           'row_warps': 'VMZ_SINGLE_ROW_WARPS', 'fwd_staged': 'VMZ_SINGLE_FWD_STAGED',
-          'bwd_staged': 'VMZ_SINGLE_BWD_STAGED',
-          'bwd_sum_buffers': 'VMZ_SINGLE_BWD_SUM_BUFFERS'}
+          'bwd_staged': 'VMZ_SINGLE_BWD_STAGED', 'bwd_sum_buffers': 'VMZ_SINGLE_BWD_SUM_BUFFERS'}
 ALLOWED = {'fwd_items': (2, 4, 8), 'bwd_items': (2, 4, 8), 'row_warps': (2, 4, 8), 'fwd_staged': (0, 1),
-           'bwd_staged': (0, 1),
-           'bwd_sum_buffers': (1, 2)}
+           'bwd_staged': (0, 1), 'bwd_sum_buffers': (1, 2)}
 STAGES = dict(enumerate(bench_gpu.STAGES, 1))  # stage number -> VMamba-T (d_inner, L) at 224x224
 
 
