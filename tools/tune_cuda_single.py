@@ -9,16 +9,17 @@ A variant is ``NAME=SPEC``: SPEC is empty (the sources as they are) or comma-sep
 ``fwd_items`` / ``bwd_items`` (steps per lane: 2, 4 or 8), ``fwd_blocks`` / ``bwd_blocks`` (the minimum blocks per
 SM of ``__launch_bounds__``, which caps the registers), ``row_warps`` (warps per block: 2, 4 or 8), ``fwd_staged`` /
 ``bwd_staged`` (1: the kernel copies the next iteration's streams to shared memory with cp.async while it computes
-this one, the forward for 16-bit inputs only; 0: plain loads), ``bwd_sum_buffers`` (1 or 2 shared buffers for the per-block dB/dC sums: two need one
-barrier per chunk instead of two) -- the ``VMZ_SINGLE_*`` macros of ``common.cuh`` -- and ``src=DIR``, another copy
-of the kernel sources (e.g. the committed ones, ``git show HEAD:kernels/selective_scan/<file>``), so that a rewrite
-is timed against what it replaces in the same run. Every variant is built in parallel (``build_extension``, ~35 s
-each; ``--build-only`` builds them while the GPU does something else, ``--reuse-builds`` times what such a call
-left), then each round runs every variant once in its own process (``VMAMBA_ZOO_CUDA_EXTENSION`` points at its
-build); the table gives the median over rounds of fwd and fwd+bwd ms and the ratio first variant / this one (> 1:
-faster than the first), and each variant's largest relative error against the Triton backend (output and the
-gradients of u, delta, A, B, C, D, delta_bias; ``max_rel_err``; cells past ``ERROR_LIMITS`` are printed as ``OFF:``
-lines). ``--out`` receives ``tune_cuda_single.json`` and the builds.
+this one, the forward for 16-bit inputs only; 0: plain loads), ``bwd_sum_buffers`` (1 or 2 shared buffers for the
+per-block dB/dC sums: two need one barrier per chunk instead of two) -- the ``VMZ_SINGLE_*`` macros of
+``common.cuh`` -- and ``src=DIR``, another copy of the kernel sources (e.g. the committed ones, ``git show
+HEAD:kernels/selective_scan/<file>``), so that a rewrite is timed against what it replaces in the same run. Every
+variant is built in parallel (``build_extension``, ~35 s each; ``--build-only`` builds them while the GPU does
+something else, ``--reuse-builds`` times what such a call left), then each round runs every variant once in its own
+process (``VMAMBA_ZOO_CUDA_EXTENSION`` points at its build); the table gives the median over rounds of fwd and
+fwd+bwd ms and the ratio first variant / this one (> 1: faster than the first), and each variant's largest relative
+error against the Triton backend (output and the gradients of u, delta, A, B, C, D, delta_bias; ``max_rel_err``;
+cells past ``ERROR_LIMITS`` are printed as ``OFF:`` lines). ``--out`` receives ``tune_cuda_single.json`` and the
+builds.
 Speed is reported here, never asserted in a test (the guide's rule); tests/tools/test_tune_cuda_single.py checks
 the parsing, the macros reaching the compiler commands and the table arithmetic on CPU.
 """
