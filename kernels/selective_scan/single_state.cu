@@ -23,6 +23,9 @@
 #include "common.cuh"
 
 #include <algorithm>
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include <c10/cuda/CUDAException.h>
 #include <c10/util/BFloat16.h>
@@ -290,6 +293,29 @@ struct Staging {
       unpack_vector<ITEMS, T>(v + V::kPer * k, words);
     }
   }
+  // iteration `it`'s STREAMS rows (stream s = the s-th row), each from t0, into stage it % 2, as one copy group
+  template <typename... Rows>
+  __device__ __forceinline__ void issue_iteration(int it, int t0, int length, const void* valid_base,
+                                                  const Rows*... rows) const {
+    static_assert(sizeof...(Rows) == STREAMS, "one row per staged stream");
+    int stream = 0;
+    (issue(it & 1, stream++, rows, t0, length, valid_base), ...);
+    copy_commit();
+  }
+  // iteration `it`'s streams, in the order they were issued: when `has_next`, stage_next() first issues the next
+  // iteration's copies (they stay in flight); then waits for this iteration's copies and reads them
+  template <typename StageNext, typename... Values>
+  __device__ __forceinline__ void next_and_read(int it, bool has_next, StageNext stage_next, Values&... v) const {
+    static_assert(sizeof...(Values) == STREAMS, "one array per staged stream");
+    if (has_next) {
+      stage_next();
+      copy_wait<1>();
+    } else {
+      copy_wait<0>();
+    }
+    int stream = 0;
+    (read(v, it & 1, stream++), ...);
+  }
 };
 
 // the row a segment of W lanes walks (32 / W rows per warp) and its per-row constants
@@ -381,12 +407,7 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kFwdMinBlocks) forward_sing
   const bool vec = kStaged || forward_vectors<T>(a);
   float* states = a.chunk_states + r.row * a.n_chunks;
   auto stage_iteration = [&](int c) {
-    const int t0 = c * kSteps + lane * kFwdItems;
-    staged.issue(c & 1, 0, u_row, t0, L, a.u);
-    staged.issue(c & 1, 1, dt_row, t0, L, a.u);
-    staged.issue(c & 1, 2, B_row, t0, L, a.u);
-    staged.issue(c & 1, 3, C_row, t0, L, a.u);
-    copy_commit();
+    staged.issue_iteration(c, c * kSteps + lane * kFwdItems, L, a.u, u_row, dt_row, B_row, C_row);
   };
 
   float carry = 0.f;  // the state before the chunk's first step
@@ -396,16 +417,7 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kFwdMinBlocks) forward_sing
     const int t0 = c * kSteps + lane * kFwdItems;
     float u[kFwdItems], dt[kFwdItems], Bv[kFwdItems], Cv[kFwdItems], decay[kFwdItems], drive[kFwdItems];
     if constexpr (kStaged) {
-      if (c + 1 < n_steps) {
-        stage_iteration(c + 1);
-        copy_wait<1>();  // this iteration's copies are done, the next one's stay in flight
-      } else {
-        copy_wait<0>();
-      }
-      staged.read(u, c & 1, 0);
-      staged.read(dt, c & 1, 1);
-      staged.read(Bv, c & 1, 2);
-      staged.read(Cv, c & 1, 3);
+      staged.next_and_read(c, c + 1 < n_steps, [&] { stage_iteration(c + 1); }, u, dt, Bv, Cv);
     } else {
       load_items(u, u_row, t0, L, vec);
       load_items(dt, dt_row, t0, L, vec);
@@ -500,13 +512,7 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
   const bool vec = kStaged || backward_vectors<T>(a);
   const float* states = a.chunk_states + r.row * a.n_chunks;
   auto stage_chunk = [&](int c) {
-    const int t0 = c * kSteps + lane * kItems;
-    staged.issue(c & 1, 0, u_row, t0, L, a.u);
-    staged.issue(c & 1, 1, dt_row, t0, L, a.u);
-    staged.issue(c & 1, 2, B_row, t0, L, a.u);
-    staged.issue(c & 1, 3, C_row, t0, L, a.u);
-    staged.issue(c & 1, 4, dout_row, t0, L, a.u);
-    copy_commit();
+    staged.issue_iteration(c, c * kSteps + lane * kItems, L, a.u, u_row, dt_row, B_row, C_row, dout_row);
   };
   if constexpr (kStaged) stage_chunk(a.n_chunks - 1);
   float next_start = r.valid ? states[a.n_chunks - 1] : 0.f;  // the saved state of the next chunk walked
@@ -520,17 +526,7 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
     if (c > 0) next_start = r.valid ? states[c - 1] : 0.f;
     float u[kItems], dt[kItems], Bv[kItems], Cv[kItems], dy[kItems], decay[kItems], h[kItems], pre[kItems];
     if constexpr (kStaged) {
-      if (c > 0) {
-        stage_chunk(c - 1);
-        copy_wait<1>();  // this chunk's copies are done, the next chunk's stay in flight
-      } else {
-        copy_wait<0>();
-      }
-      staged.read(u, c & 1, 0);
-      staged.read(pre, c & 1, 1);
-      staged.read(Bv, c & 1, 2);
-      staged.read(Cv, c & 1, 3);
-      staged.read(dy, c & 1, 4);
+      staged.next_and_read(c, c > 0, [&] { stage_chunk(c - 1); }, u, pre, Bv, Cv, dy);  // chunks walk down
     } else {
       load_items(u, u_row, t0, L, vec);
       load_items(pre, dt_row, t0, L, vec);
@@ -664,17 +660,24 @@ __global__ void __launch_bounds__(kRowWarps * kWarp, kBwdMinBlocks) backward_sin
 // and keep fewer blocks resident)
 template <typename Kernel>
 void configure_shared_memory(Kernel kernel, int bytes, int min_blocks) {
+  if (bytes == 0) return;
+  int device = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&device));
+  // the attributes stay set: once per (kernel, device), not on every launch
+  static std::mutex mutex;
+  static std::set<std::pair<const void*, int>> configured;
+  const std::pair<const void*, int> key{reinterpret_cast<const void*>(kernel), device};
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (configured.count(key)) return;
   if (bytes > 48 * 1024) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   }
-  if (bytes > 0) {
-    int device = 0, per_sm = 0;  // the carve-out is a percentage of the SM's shared memory (228 KB on sm_90)
-    C10_CUDA_CHECK(cudaGetDevice(&device));
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
-    const int64_t wanted = static_cast<int64_t>(min_blocks) * (bytes + 1024) * 100;  // + 1 KB reserved per block
-    const int percent = static_cast<int>(std::min<int64_t>(100, (wanted + per_sm - 1) / per_sm));
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, percent));
-  }
+  int per_sm = 0;  // the carve-out is a percentage of the SM's shared memory (228 KB on sm_90)
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+  const int64_t wanted = static_cast<int64_t>(min_blocks) * (bytes + 1024) * 100;  // + 1 KB reserved per block
+  const int percent = static_cast<int>(std::min<int64_t>(100, (wanted + per_sm - 1) / per_sm));
+  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, percent));
+  configured.insert(key);
 }
 
 template <typename T, int W, bool kStaged>
